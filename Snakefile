@@ -1,0 +1,20 @@
+# dfnas: a reproducible benchmark for federated neural architecture search.
+#   snakemake --cores all                                   # the default config (digits)
+#   snakemake --cores all --configfile config/cifar10_cpu.yaml
+#   snakemake --report report.html
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

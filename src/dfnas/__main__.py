@@ -1,0 +1,3 @@
+from dfnas.cli import main
+
+raise SystemExit(main())

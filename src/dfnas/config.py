@@ -1,0 +1,92 @@
+"""Config validation: the JSON schema first, then the checks a schema cannot express.
+
+The workflow calls ``check_config`` when it starts, so a bad config stops the run before
+any job with one line that names the key::
+
+    config error: partitions.dir.alpha: -1 is less than or equal to the minimum of 0
+
+Defaults declared in the schema are filled in, so every rule sees complete settings and
+the effective config saved beside results is the one that ran.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from dfnas.errors import ConfigError
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
+    with open(path) as fh:
+        return yaml.safe_load(fh)
+
+
+def validate_schema(config: dict, schema: dict) -> dict:
+    """Return a copy of ``config`` with schema defaults filled; raise ``ConfigError``."""
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), e.path))
+    if errors:
+        raise ConfigError(_describe(errors[0]))
+    filled = copy.deepcopy(config)
+    _fill_defaults(filled, schema, schema)
+    return filled
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        hint = f"; allowed: {', '.join(allowed)}" if allowed else ""
+        prefix = "" if where == "(top level)" else f"{where}."
+        return f"{prefix}{extra[0]}: unknown key{hint}"
+    if error.validator == "required":
+        return f"{where}: {error.message}"
+    if error.validator == "enum":
+        allowed = ", ".join(map(str, error.validator_value))
+        return f"{where}: {error.instance!r} is not one of: {allowed}"
+    return f"{where}: {error.message}"
+
+
+def _resolve(node: dict, root: dict) -> dict:
+    ref = node.get("$ref")
+    if not ref:
+        return node
+    target: Any = root
+    for part in ref.lstrip("#/").split("/"):
+        target = target[part]
+    return target
+
+
+def _fill_defaults(instance: Any, node: dict, root: dict) -> None:
+    node = _resolve(node, root)
+    if not isinstance(instance, dict):
+        return
+    props = node.get("properties", {})
+    for key, sub in props.items():
+        sub = _resolve(sub, root)
+        if key not in instance and "default" in sub:
+            instance[key] = copy.deepcopy(sub["default"])
+        if key in instance:
+            _fill_defaults(instance[key], sub, root)
+    extra = node.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key, value in instance.items():
+            if key not in props:
+                _fill_defaults(value, extra, root)
+
+
+def check_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
+    """Validate a workflow config fully and return it with defaults filled."""
+    from dfnas.config_checks import check_semantics  # heavy imports only once the schema passed
+
+    filled = validate_schema(config, load_schema(schema_path))
+    check_semantics(filled)
+    return filled

@@ -1,0 +1,216 @@
+"""Every loader against small files in its real format, and against broken ones."""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import (
+    SHARED_CIFAR,
+    write_cifar10,
+    write_cifar100,
+    write_femnist,
+    write_idx,
+    write_mnist,
+)
+
+from dfnas.data import DATASETS, KNOWN_TRAIN_SIZES, load_cached, load_dataset
+from dfnas.errors import ConfigError, DatasetError
+
+
+def _check(ds, n_train, n_test, shape, n_classes):
+    assert ds.x_train.dtype == np.uint8 and ds.x_train.shape == (n_train, *shape)
+    assert ds.x_test.shape == (n_test, *shape)
+    assert ds.y_train.dtype == np.int64 and len(ds.y_train) == n_train
+    assert len(ds.classes) == n_classes
+    assert len(ds.mean) == shape[0] and all(s > 0 for s in ds.std)
+
+
+def test_registry_lists_every_loader():
+    assert DATASETS.names() == [
+        "cifar10",
+        "cifar100",
+        "digits",
+        "fashion_mnist",
+        "femnist",
+        "mnist",
+        "npz",
+    ]
+
+
+def test_digits_is_embedded_and_stable(digits):
+    _check(digits, 1437, 360, (1, 8, 8), 10)
+    assert KNOWN_TRAIN_SIZES["digits"] == len(digits.y_train)
+    assert digits.x_train.max() == 255
+    again = load_dataset("digits")
+    assert np.array_equal(again.x_train, digits.x_train)
+
+
+def test_cifar10_reads_python_layout(tmp_path):
+    folder = write_cifar10(tmp_path)
+    ds = load_dataset("cifar10", root=tmp_path)
+    _check(ds, 40, 8, (3, 32, 32), 10)
+    assert ds.classes[3] == "c3"
+    with open(folder / "data_batch_1", "rb") as fh:
+        first = pickle.load(fh, encoding="bytes")
+    assert np.array_equal(ds.x_train[0].reshape(-1), first[b"data"][0])
+    assert ds.y_train[0] == first[b"labels"][0]
+
+
+def test_cifar100_reads_fine_labels(tmp_path):
+    write_cifar100(tmp_path)
+    ds = load_dataset("cifar100", root=tmp_path)
+    _check(ds, 12, 12, (3, 32, 32), 100)
+
+
+def test_cifar_missing_files_say_where(tmp_path):
+    with pytest.raises(DatasetError, match=r"data_batch_1.*cifar-10-batches-py"):
+        load_dataset("cifar10", root=tmp_path)
+
+
+def test_cifar_truncated_file_is_an_error(tmp_path):
+    folder = write_cifar10(tmp_path)
+    raw = (folder / "data_batch_3").read_bytes()
+    (folder / "data_batch_3").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(DatasetError, match="data_batch_3"):
+        load_dataset("cifar10", root=tmp_path)
+
+
+def test_cifar_tampered_labels_are_an_error(tmp_path):
+    folder = write_cifar10(tmp_path)
+    with open(folder / "test_batch", "rb") as fh:
+        batch = pickle.load(fh, encoding="bytes")
+    batch[b"labels"][0] = 10
+    with open(folder / "test_batch", "wb") as fh:
+        pickle.dump(batch, fh)
+    with pytest.raises(DatasetError, match=r"test_batch.*labels outside"):
+        load_dataset("cifar10", root=tmp_path)
+
+
+def test_cifar_tampered_shape_is_an_error(tmp_path):
+    folder = write_cifar10(tmp_path)
+    with open(folder / "data_batch_2", "rb") as fh:
+        batch = pickle.load(fh, encoding="bytes")
+    batch[b"data"] = batch[b"data"][:, :-1]
+    with open(folder / "data_batch_2", "wb") as fh:
+        pickle.dump(batch, fh)
+    with pytest.raises(DatasetError, match=r"data_batch_2.*3072"):
+        load_dataset("cifar10", root=tmp_path)
+
+
+@pytest.mark.parametrize("name,folder", [("mnist", "mnist"), ("fashion_mnist", "fashion_mnist")])
+def test_mnist_family_reads_idx(tmp_path, name, folder):
+    write_mnist(tmp_path, folder=folder)
+    ds = load_dataset(name, root=tmp_path)
+    _check(ds, 20, 10, (1, 28, 28), 10)
+
+
+def test_mnist_truncated_idx_is_an_error(tmp_path):
+    out = write_mnist(tmp_path)
+    path = out / "train-images-idx3-ubyte.gz"
+    with gzip.open(path, "rb") as fh:
+        raw = fh.read()
+    with gzip.open(path, "wb") as fh:
+        fh.write(raw[:-100])
+    with pytest.raises(DatasetError, match=r"train-images.*header promises"):
+        load_dataset("mnist", root=tmp_path)
+
+
+def test_mnist_wrong_magic_is_an_error(tmp_path):
+    out = write_mnist(tmp_path)
+    write_idx(out / "t10k-labels-idx1-ubyte.gz", np.zeros((4, 2)))  # 2 dims, expected 1
+    with pytest.raises(DatasetError, match=r"t10k-labels.*2 dims"):
+        load_dataset("mnist", root=tmp_path)
+
+
+def test_mnist_not_gzip_is_an_error(tmp_path):
+    out = write_mnist(tmp_path)
+    (out / "train-labels-idx1-ubyte.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(DatasetError, match="train-labels.*gzip"):
+        load_dataset("mnist", root=tmp_path)
+
+
+def test_femnist_reads_leaf_json_with_writers(tmp_path):
+    write_femnist(tmp_path, writers=4, per_writer=5)
+    ds = load_dataset("femnist", root=tmp_path)
+    _check(ds, 20, 20, (1, 28, 28), 62)
+    assert sorted(set(ds.client_ids)) == ["f0000", "f0001", "f0002", "f0003"]
+
+
+def test_femnist_corrupt_json_is_an_error(tmp_path):
+    base = write_femnist(tmp_path)
+    (base / "train" / "all_data_0.json").write_text('{"users": ["a"], "user_da')
+    with pytest.raises(DatasetError, match="all_data_0.json"):
+        load_dataset("femnist", root=tmp_path)
+
+
+def test_npz_bring_your_own(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "mine.npz"
+    np.savez(
+        path,
+        x_train=rng.integers(0, 256, (30, 12, 12), dtype=np.uint8),
+        y_train=rng.integers(0, 3, 30),
+        x_test=rng.integers(0, 256, (6, 12, 12), dtype=np.uint8),
+        y_test=rng.integers(0, 3, 6),
+        client_ids=np.repeat(np.arange(5), 6),
+    )
+    ds = load_dataset("mine", root=tmp_path, loader="npz", path="mine.npz")
+    _check(ds, 30, 6, (1, 12, 12), 3)
+    assert ds.name == "mine" and ds.client_ids is not None
+
+
+def test_npz_missing_array_and_bad_dtype(tmp_path):
+    np.savez(tmp_path / "a.npz", x_train=np.zeros((2, 4, 4), np.uint8), y_train=np.zeros(2, int))
+    with pytest.raises(DatasetError, match="missing arrays x_test, y_test"):
+        load_dataset("a", root=tmp_path, loader="npz", path="a.npz")
+    z = np.zeros((2, 4, 4))
+    np.savez(
+        tmp_path / "b.npz", x_train=z, y_train=np.zeros(2, int), x_test=z, y_test=np.zeros(2, int)
+    )
+    with pytest.raises(DatasetError, match="'x_train' must be uint8"):
+        load_dataset("b", root=tmp_path, loader="npz", path="b.npz")
+
+
+def test_npz_truncated_is_an_error(tmp_path):
+    (tmp_path / "c.npz").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(DatasetError, match="c.npz"):
+        load_dataset("c", root=tmp_path, loader="npz", path="c.npz")
+
+
+def test_unknown_loader_lists_known():
+    with pytest.raises(ConfigError, match="unknown dataset loader 'svhn'; known: cifar10"):
+        load_dataset("svhn")
+
+
+def test_cache_round_trip(tmp_path, digits):
+    digits.save(tmp_path / "data.npz")
+    back = load_cached(tmp_path / "data.npz")
+    assert back.name == "digits" and back.classes == digits.classes
+    assert np.array_equal(back.x_test, digits.x_test) and back.mean == digits.mean
+
+
+def test_cache_truncated_is_an_error(tmp_path, digits):
+    digits.save(tmp_path / "data.npz")
+    raw = (tmp_path / "data.npz").read_bytes()
+    (tmp_path / "data.npz").write_bytes(raw[: len(raw) // 3])
+    with pytest.raises(DatasetError, match="data.npz"):
+        load_cached(tmp_path / "data.npz")
+
+
+@pytest.mark.skipif(not SHARED_CIFAR.exists(), reason="../shared/data/cifar10 not present")
+def test_real_cifar10_from_shared(tmp_path):
+    subprocess.run(
+        [sys.executable, str(SHARED_CIFAR), str(tmp_path)], check=True, capture_output=True
+    )
+    ds = load_dataset("cifar10", root=tmp_path)
+    _check(ds, 50_000, 10_000, (3, 32, 32), 10)
+    assert np.bincount(ds.y_train).tolist() == [5000] * 10
+    assert ds.classes[0] == "airplane"
+    assert 0.45 < ds.mean[0] < 0.52
+    shutil.rmtree(tmp_path / "cifar-10-batches-py")
