@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from conftest import REPO
 
+from conftest import REPO
 from dfnas.config import check_config, load_schema
 from dfnas.errors import ConfigError
 from dfnas.partition import PARTITIONERS

@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from conftest import (
     SHARED_CIFAR,
     write_cifar10,
@@ -18,7 +19,6 @@ from conftest import (
     write_idx,
     write_mnist,
 )
-
 from dfnas.data import DATASETS, KNOWN_TRAIN_SIZES, load_cached, load_dataset
 from dfnas.errors import ConfigError, DatasetError
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from conftest import REPO
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]

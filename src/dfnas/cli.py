@@ -64,6 +64,21 @@ def partition(args: argparse.Namespace) -> None:
 
 
 @command
+def run(args: argparse.Namespace) -> None:
+    """Run one federated method on one partition and write the result contract."""
+    from dfnas.run import run_method
+
+    m = run_method(
+        args.spec, args.data, args.partition, args.seed, args.out,
+        name=args.name, device=args.device, threads=args.threads,
+    )  # fmt: skip
+    print(
+        f"{m['method']}: accuracy {m['accuracy']:.4f}, {m['train_flops'] / 1e12:.3f} TFLOPs, "
+        f"{(m['bytes_down'] + m['bytes_up']) / 1e6:.1f} MB, {m['wall_seconds']:.1f} s -> {args.out}"
+    )
+
+
+@command
 def check_config(args: argparse.Namespace) -> None:
     """Validate a workflow config file, as the workflow does when it starts."""
     import yaml
@@ -88,6 +103,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("partition", help=partition.__doc__)
     p.add_argument("--data", required=True, help="data.npz written by the dataset stage")
     p.add_argument("--spec", type=_json_arg, required=True, help="partition spec (JSON)")
+    p.add_argument("--out", required=True, help="output folder")
+
+    p = sub.add_parser("run", help=run.__doc__)
+    p.add_argument("--spec", type=_json_arg, required=True, help="run spec (JSON)")
+    p.add_argument("--name", default=None, help="run name (config key)")
+    p.add_argument("--data", required=True, help="data.npz written by the dataset stage")
+    p.add_argument("--partition", required=True, help="partition.json")
+    p.add_argument("--seed", type=int, required=True, help="training seed")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--out", required=True, help="output folder")
 
     p = sub.add_parser("check-config", help=check_config.__doc__)

@@ -24,6 +24,45 @@ def check_semantics(config: dict) -> None:
             raise ConfigError(f"datasets.{name}.path: the npz loader needs the .npz file's path")
     for pname, spec in config["partitions"].items():
         _check_partition(pname, spec, config["datasets"])
+    for rname, run in config.get("runs", {}).items():
+        _check_run(rname, run, config.get("training", {}))
+
+
+def _check_run(rname: str, run: dict, training: dict) -> None:
+    """Build the run's method on a dummy input: every name, option, model argument and
+    training value is checked exactly as the run will check it."""
+    from dfnas.federated.config import TrainConfig
+    from dfnas.methods import METHODS, MethodSetup
+    from dfnas.models import MODELS
+    from dfnas.models.registry import model_params
+
+    key = f"runs.{rname}"
+    if run["method"] not in METHODS:
+        raise ConfigError(
+            f"{key}.method: unknown method '{run['method']}'; known: {', '.join(METHODS.names())}"
+        )
+    model = run.get("model", "cnn")
+    if model not in MODELS:
+        raise ConfigError(
+            f"{key}.model: unknown model '{model}'; known: {', '.join(MODELS.names())}"
+        )
+    for arg in run.get("model_args", {}):
+        if arg not in model_params(model):
+            raise ConfigError(f"{key}.model_args.{arg}: not an argument of model '{model}'")
+    try:
+        cfg = TrainConfig.from_dict({**training, **run.get("training", {})})
+        METHODS.get(run["method"])(
+            MethodSetup(
+                model=model,
+                model_args=dict(run.get("model_args", {})),
+                in_shape=(3, 32, 32),
+                num_classes=10,
+                train=cfg,
+                options=dict(run.get("options", {})),
+            )
+        )
+    except ConfigError as exc:
+        raise ConfigError(f"{key}.{exc}") from None
 
 
 def _check_partition(pname: str, spec: dict, datasets: dict) -> None:

@@ -25,12 +25,15 @@ if DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
 
 DATASETS = list(config["datasets"])
 PARTITIONS = list(config["partitions"])
+RUNS = list(config["runs"])
+SEEDS = config["seeds"]
 
 
 wildcard_constraints:
     dataset="|".join(DATASETS),
     partition="|".join(p.replace(".", r"\.") for p in PARTITIONS),
     seed=r"\d+",
+    run="|".join(RUNS) or "^$",
 
 
 def dataset_options(wildcards):
@@ -43,12 +46,33 @@ def partition_spec(wildcards):
     return json.dumps(spec, sort_keys=True)
 
 
+def run_spec(wildcards):
+    """The run's config entry with the global training defaults merged in."""
+    run = config["runs"][wildcards.run]
+    spec = {k: v for k, v in run.items() if k != "training"}
+    spec["training"] = {**config["training"], **run.get("training", {})}
+    return json.dumps(spec, sort_keys=True)
+
+
+def partition_json(wildcards):
+    return f"{partition_dir(wildcards.dataset, wildcards.partition)}/partition.json"
+
+
 def partition_dir(dataset, partition):
     seed = config["partitions"][partition]["seed"]
     return f"results/partitions/{dataset}/{partition}/seed{seed}"
 
 
-def all_targets():
+def run_targets():
     return [
-        f"{partition_dir(d, p)}/summary.json" for d in DATASETS for p in PARTITIONS
+        f"results/{d}/{p}/{r}/seed{s}/metrics.json"
+        for d in DATASETS
+        for p in PARTITIONS
+        for r in RUNS
+        for s in SEEDS
     ]
+
+
+def all_targets():
+    partitions = [f"{partition_dir(d, p)}/summary.json" for d in DATASETS for p in PARTITIONS]
+    return partitions + run_targets()

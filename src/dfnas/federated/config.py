@@ -1,0 +1,95 @@
+"""Settings of the federated loop, typed, with their defaults in one place.
+
+The workflow schema (``training`` in workflow/schemas/config.schema.yaml) mirrors these
+fields; a test keeps the two in step. Cross-silo (few clients, all every round) and
+cross-device (many clients, a few per round) are both just values here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+
+from dfnas.errors import ConfigError
+
+
+@dataclass
+class StepContext:
+    """What a local step may need beyond its batch."""
+
+    round: int
+    client: int
+    generator: torch.Generator  # seeded per (seed, round, client): sampling must use it
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    rounds: int = 20
+    # clients asked per round: "all", a count, or (client_fraction) a share of all clients
+    clients_per_round: int | str = "all"
+    client_fraction: float | None = None
+    # local work: whole epochs over the client's data, or a fixed number of steps
+    local_epochs: int = 1
+    local_steps: int | None = None
+    batch_size: int = 32
+    # client SGD; the learning rate follows a schedule over rounds
+    lr: float = 0.05
+    lr_min: float = 0.0
+    lr_schedule: str = "cosine"
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    grad_clip: float | None = None
+    # fault injection: a sampled client fails to reply with this probability
+    dropout: float = 0.0
+    eval_every: int = 1
+    eval_batch_size: int = 500
+    augment: str = "auto"
+    # personalization: each client fine-tunes the final model on its local train split
+    personalize_epochs: int = 1
+    personalize_lr: float = 0.01
+    channels_last: str = "auto"
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"training.{unknown[0]}: unknown key")
+        cfg = cls(**values)
+        cfg.check()
+        return cfg
+
+    def check(self) -> None:
+        if self.clients_per_round != "all" and not (
+            isinstance(self.clients_per_round, int) and self.clients_per_round >= 1
+        ):
+            raise ConfigError("training.clients_per_round: expected 'all' or an integer >= 1")
+        if self.client_fraction is not None and self.clients_per_round != "all":
+            raise ConfigError("training.client_fraction: set it or clients_per_round, not both")
+        if self.lr_schedule not in ("cosine", "constant"):
+            raise ConfigError("training.lr_schedule: expected 'cosine' or 'constant'")
+        if self.augment not in ("auto", "none", "flip_crop"):
+            raise ConfigError("training.augment: expected 'auto', 'none' or 'flip_crop'")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError("training.dropout: expected a probability in [0, 1)")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def lr_at(self, round_: int) -> float:
+        """Learning rate of round ``round_`` (0-based): cosine from lr towards lr_min,
+        reached after the last round, so no round trains at lr_min itself."""
+        if self.lr_schedule == "constant":
+            return self.lr
+        t = round_ / self.rounds
+        return self.lr_min + 0.5 * (self.lr - self.lr_min) * (1 + math.cos(math.pi * t))
+
+    def per_round(self, num_clients: int) -> int:
+        if self.client_fraction is not None:
+            return max(1, round(self.client_fraction * num_clients))
+        if self.clients_per_round == "all":
+            return num_clients
+        return min(int(self.clients_per_round), num_clients)

@@ -1,0 +1,103 @@
+"""Client data on the training device, and minibatches formed on the fly.
+
+The whole train set stays uint8 on the device; a batch is gathered by index, converted to
+float and normalized in one fused step, optionally augmented (random crop with 4-pixel
+padding and horizontal flip, the CIFAR standard), and put in channels_last when the
+model runs faster that way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dfnas.data import ImageDataset
+
+
+@dataclass
+class DeviceData:
+    x_train: torch.Tensor  # uint8 (N, C, H, W)
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    scale: torch.Tensor  # 1 / (255 std), shape (1, C, 1, 1)
+    shift: torch.Tensor  # mean / std
+    augment: bool
+    memory_format: torch.memory_format
+
+    @classmethod
+    def from_dataset(
+        cls, ds: ImageDataset, device: torch.device, augment: str, channels_last: bool
+    ) -> DeviceData:
+        mean = torch.tensor(ds.mean, dtype=torch.float32).view(1, -1, 1, 1)
+        std = torch.tensor(ds.std, dtype=torch.float32).view(1, -1, 1, 1)
+        c, h, _ = ds.in_shape
+        if augment == "auto":  # crop + flip suits natural RGB images, not digits or letters
+            augment = "flip_crop" if c == 3 and h >= 24 else "none"
+        return cls(
+            x_train=torch.from_numpy(ds.x_train).to(device),
+            y_train=torch.from_numpy(ds.y_train).to(device),
+            x_test=torch.from_numpy(ds.x_test).to(device),
+            y_test=torch.from_numpy(ds.y_test).to(device),
+            scale=(1.0 / (255.0 * std)).to(device),
+            shift=(mean / std).to(device),
+            augment=augment == "flip_crop",
+            memory_format=torch.channels_last if channels_last else torch.contiguous_format,
+        )
+
+    def prepare(self, xb: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
+        """uint8 batch -> normalized float batch (augmented when training with ``gen``)."""
+        if gen is not None and self.augment:
+            xb = _flip_crop(xb, gen)
+        x = xb.to(torch.float32).mul_(self.scale).sub_(self.shift)
+        return x.contiguous(memory_format=self.memory_format)
+
+    def batches(
+        self,
+        indices: torch.Tensor,
+        batch_size: int,
+        gen: torch.Generator,
+        epochs: int,
+        steps: int | None = None,
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Shuffled minibatches over ``indices``: ``epochs`` passes, or exactly ``steps``
+        batches (cycling through reshuffled passes) when ``steps`` is set."""
+        n = len(indices)
+        done = 0
+        total = steps if steps is not None else epochs * max(1, -(-n // batch_size))
+        while done < total:
+            order = indices[torch.randperm(n, generator=gen).to(indices.device)]
+            for start in range(0, n, batch_size):
+                if done == total:
+                    return
+                idx = order[start : start + batch_size]
+                yield self.prepare(self.x_train[idx], gen), self.y_train[idx]
+                done += 1
+
+    def test_batches(
+        self, batch_size: int, x: torch.Tensor | None = None, y: torch.Tensor | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        x = self.x_test if x is None else x
+        y = self.y_test if y is None else y
+        for start in range(0, len(y), batch_size):
+            yield self.prepare(x[start : start + batch_size]), y[start : start + batch_size]
+
+
+def _flip_crop(xb: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
+    b, _, h, w = xb.shape
+    offsets = torch.randint(0, 2 * pad + 1, (b, 2), generator=gen).tolist()
+    flips = torch.rand(b, generator=gen).lt(0.5).tolist()
+    padded = F.pad(xb, (pad, pad, pad, pad))
+    out = torch.empty_like(xb)
+    for i, ((dy, dx), flip) in enumerate(zip(offsets, flips, strict=True)):
+        crop = padded[i, :, dy : dy + h, dx : dx + w]
+        out[i] = crop.flip(-1) if flip else crop
+    return out
+
+
+def index_tensor(indices: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.as_tensor(indices, dtype=torch.long, device=device)

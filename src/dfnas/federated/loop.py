@@ -1,0 +1,274 @@
+"""The federated loop: rounds, sampling, local training, aggregation, evaluation,
+checkpoints and cost accounting, owned once for every method::
+
+    result = run_federated(method, dataset, partition, seed=0, device="cpu",
+                           checkpoint=Path("ckpt.pt"))
+    result.history[-1]["test_accuracy"], result.metrics["train_flops"]
+
+Simulated clients run one after another in this process on one reusable worker network
+(``load_state_dict`` into it instead of a deepcopy per client). The loop never looks at a
+method's name: everything method-specific goes through the hooks of ``FedMethod``.
+"""
+
+from __future__ import annotations
+
+import copy
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from dfnas.cost import Stopwatch, count_params, forward_flops, peak_memory_bytes, tensor_bytes
+from dfnas.data import ImageDataset
+from dfnas.federated.checkpoint import load_checkpoint, save_checkpoint
+from dfnas.federated.config import StepContext
+from dfnas.federated.data import DeviceData, index_tensor
+from dfnas.federated.evaluation import evaluate
+from dfnas.federated.personalize import personalize, summarize
+from dfnas.federated.sampling import client_seed, sample_clients, surviving_clients
+from dfnas.partition import ClientPartition
+
+if TYPE_CHECKING:  # methods build on the engine, never the other way round
+    from dfnas.methods.base import FedMethod
+
+COST_KEYS = ("bytes_down", "bytes_up", "train_flops", "client_seconds", "client_cpu_seconds")
+
+
+@dataclass
+class RunResult:
+    model: nn.Module
+    model_spec: dict
+    history: list[dict]
+    metrics: dict[str, Any]
+    personalized: list[dict] = field(default_factory=list)
+    extra_outputs: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _use_channels_last(setting: str, model: nn.Module, device: torch.device) -> bool:
+    # channels_last cuts depthwise-conv backward 2-9x on CPU (design.md); on GPU, leave it
+    if setting == "auto":
+        has_conv = any(isinstance(m, nn.Conv2d) for m in model.modules())
+        return device.type == "cpu" and has_conv
+    return setting == "true"
+
+
+class _Progress:
+    def __init__(self, total: int, start: int, log: Any) -> None:
+        self.total, self.start, self.log = total, start, log
+        self.t0 = time.perf_counter()
+
+    def round_done(self, row: dict) -> None:
+        done = row["round"] + 1
+        elapsed = time.perf_counter() - self.t0
+        eta = elapsed / max(done - self.start, 1) * (self.total - done)
+        acc = row.get("test_accuracy")
+        evaluated = f"test acc {acc:.4f} loss {row['test_loss']:.4f} | " if acc is not None else ""
+        self.log(
+            f"round {done}/{self.total} | {evaluated}train loss {row['train_loss']:.4f} | "
+            f"{row['clients_replied']}/{row['clients_sampled']} clients | "
+            f"elapsed {elapsed:.1f}s, ETA {eta:.1f}s"
+        )
+
+
+def run_federated(
+    method: FedMethod,
+    dataset: ImageDataset,
+    partition: ClientPartition,
+    seed: int,
+    device: str | torch.device = "auto",
+    checkpoint: Path | None = None,
+    fingerprint: str = "",
+    stop_after: int | None = None,
+    log: Any = print,
+) -> RunResult | None:
+    """Run every round (resuming from ``checkpoint`` if it holds this run) and return the
+    final model, history and metrics. ``stop_after=r`` returns None once round r (1-based)
+    is checkpointed, which is how tests simulate a killed job."""
+    cfg = method.train_cfg
+    device = resolve_device(str(device))
+    torch.manual_seed(seed)
+    model = method.build_model()
+    channels_last = _use_channels_last(cfg.channels_last, model, device)
+    data = DeviceData.from_dataset(dataset, device, cfg.augment, channels_last)
+    train_idx = [index_tensor(t, device) for t in partition.train]
+    per_round = cfg.per_round(partition.num_clients)
+
+    start, history = 0, []
+    totals = dict.fromkeys(COST_KEYS, 0) | {"wall_seconds": 0.0}
+    client_store: dict[int, dict] = {}
+    state = load_checkpoint(checkpoint, fingerprint) if checkpoint else None
+    if state is not None:
+        method.load_state_dict(state["method"])
+        model = method.build_model()
+        model.load_state_dict(state["model"])
+        start, history, totals = state["round"] + 1, state["history"], state["totals"]
+        client_store = state["client_store"]
+        log(f"resuming after round {start} from {checkpoint}")
+    model = _place(model, device, channels_last)
+    worker = copy.deepcopy(model)
+    progress = _Progress(cfg.rounds, start, log)
+
+    for r in range(start, cfg.rounds):
+        round_clock = Stopwatch(device)
+        with round_clock:
+            row, model, worker = _run_round(
+                method, model, worker, data, train_idx, per_round, seed, r, device,
+                client_store,
+            )  # fmt: skip
+            if (r + 1) % cfg.eval_every == 0 or r == cfg.rounds - 1:
+                row["test_accuracy"], row["test_loss"] = evaluate(model, data, cfg.eval_batch_size)
+        row["round_seconds"] = round_clock.wall
+        row["peak_memory_bytes"] = peak_memory_bytes(device)
+        for key in COST_KEYS:
+            totals[key] += row[key]
+        totals["wall_seconds"] += round_clock.wall
+        history.append(row)
+        progress.round_done(row)
+        if checkpoint:
+            save_checkpoint(
+                checkpoint,
+                {
+                    "fingerprint": fingerprint,
+                    "round": r,
+                    "model": model.state_dict(),
+                    "method": method.state_dict(),
+                    "history": history,
+                    "totals": totals,
+                    "client_store": client_store,
+                },
+            )
+        if stop_after is not None and r + 1 >= stop_after:
+            return None
+
+    return _finish(method, model, data, partition, seed, device, history, totals, log)
+
+
+def _place(model: nn.Module, device: torch.device, channels_last: bool) -> nn.Module:
+    model = model.to(device)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
+
+
+def _run_round(
+    method: FedMethod,
+    model: nn.Module,
+    worker: nn.Module,
+    data: DeviceData,
+    train_idx: list[torch.Tensor],
+    per_round: int,
+    seed: int,
+    r: int,
+    device: torch.device,
+    client_store: dict[int, dict],
+) -> tuple[dict, nn.Module, nn.Module]:
+    cfg = method.train_cfg
+    lr = cfg.lr_at(r)
+    sampled = sample_clients(len(train_idx), per_round, seed, r)
+    replied = surviving_clients(sampled, cfg.dropout, seed, r)
+    down = method.payload(model)
+    global_state = model.state_dict()
+    agg = method.aggregator()
+    row = {"round": r, "lr": lr, "clients_sampled": len(sampled), "clients_replied": len(replied)}
+    row |= dict.fromkeys(COST_KEYS, 0)
+    row["bytes_down"] = tensor_bytes(down) * len(sampled)
+    loss_sum, samples = torch.zeros((), device=device), 0
+    clock = Stopwatch(device)
+    for k in replied:
+        with clock:
+            worker.load_state_dict(global_state)
+            worker.train()
+            cseed = client_seed(seed, r, k)
+            torch.manual_seed(cseed)
+            ctx = StepContext(round=r, client=k, generator=torch.Generator().manual_seed(cseed))
+            opt = method.make_optimizer(worker, lr)
+            for x, y in data.batches(
+                train_idx[k], cfg.batch_size, ctx.generator, cfg.local_epochs, cfg.local_steps
+            ):
+                loss = method.train_step(worker, x, y, opt, ctx)
+                row["train_flops"] += method.step_flops(worker, len(y))
+                loss_sum += loss * len(y)
+                samples += len(y)
+            up = method.payload(worker)
+            agg.add(up, len(train_idx[k]))
+        row["bytes_up"] += tensor_bytes(up)
+    row["client_seconds"], row["client_cpu_seconds"] = clock.wall, clock.cpu
+    row["train_loss"] = (loss_sum / max(samples, 1)).item() if samples else float("nan")
+    row["samples"] = samples
+    row["test_accuracy"], row["test_loss"] = None, None
+    if replied:
+        new_state = agg.result(like=global_state)
+        if not set(new_state) <= set(global_state):
+            raise RuntimeError("payload holds keys the server model does not have")
+        model.load_state_dict(new_state, strict=False)
+    new_model = method.end_round(model, r)
+    if new_model is not model:
+        model = _place(new_model, device, _is_channels_last(model))
+        worker = copy.deepcopy(model)
+    return row, model, worker
+
+
+def _is_channels_last(model: nn.Module) -> bool:
+    for p in model.parameters():
+        if p.dim() == 4:
+            return p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+    return False
+
+
+def _finish(
+    method: FedMethod,
+    model: nn.Module,
+    data: DeviceData,
+    partition: ClientPartition,
+    seed: int,
+    device: torch.device,
+    history: list[dict],
+    totals: dict,
+    log: Any,
+) -> RunResult:
+    cfg = method.train_cfg
+    final, spec = method.final_model(model)
+    final = _place(final, device, _is_channels_last(model))
+    accuracy, loss = evaluate(final, data, cfg.eval_batch_size)
+    clock = Stopwatch(device)
+    with clock:
+        rows = personalize(final, data, partition, cfg, seed)
+    metrics = {
+        "accuracy": accuracy,
+        "loss": loss,
+        **summarize(rows),
+        "params": count_params(final),
+        "macs": forward_flops(final, method.setup.in_shape) // 2,
+        **{key: totals[key] for key in COST_KEYS},
+        "wall_seconds": totals["wall_seconds"],
+        "personalize_seconds": clock.wall,
+        "peak_memory_bytes": max(h["peak_memory_bytes"] for h in history),
+        "rounds": len(history),
+        "seed": seed,
+        "num_clients": partition.num_clients,
+        "clients_per_round": cfg.per_round(partition.num_clients),
+        "device": str(device),
+        "device_name": _device_name(device),
+        "threads": torch.get_num_threads(),
+        "torch_version": torch.__version__,
+        **method.extra_metrics(),
+    }
+    log(
+        f"final: test accuracy {accuracy:.4f}, personalized "
+        f"{metrics['personalized_accuracy_mean']:.4f} +- {metrics['personalized_accuracy_std']:.4f}"
+    )
+    return RunResult(final, spec, history, metrics, rows, method.extra_outputs())
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine()

@@ -1,0 +1,145 @@
+"""The method interface: what a federated method may change, and nothing else.
+
+The loop in ``dfnas.federated.loop`` owns the rounds, sampling, timing and accounting; a
+method only says what model the server holds, how a client takes one step, what travels,
+and how replies are combined. FedAvg is this base class unchanged; DFNAS overrides the
+step and the end of a round. Hooks, in the order the loop calls them::
+
+    build_model()                      the server's current network
+    make_optimizer(model, lr)          a client's optimizer for one round
+    train_step(model, x, y, opt, ctx)  one local step; returns the loss
+    step_flops(model, batch_size)      training FLOPs of the step just taken
+    payload(model)                     tensors a client receives and sends back
+    aggregator()                       how replies are combined (weighted mean)
+    end_round(model, round)            server-side work after aggregation
+    final_model(model)                 the deployable network and its model.json spec
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dfnas.cost import train_flops
+from dfnas.errors import ConfigError
+from dfnas.federated.aggregation import StreamingMean
+from dfnas.federated.config import StepContext, TrainConfig
+from dfnas.models import build_model, model_spec
+
+
+@dataclass
+class MethodSetup:
+    """Everything a method is built from."""
+
+    model: str
+    model_args: dict[str, Any]
+    in_shape: tuple[int, int, int]
+    num_classes: int
+    train: TrainConfig
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    pass
+
+
+class FedMethod:
+    """FedAvg's behaviour; subclasses override hooks and declare an ``Options`` dataclass."""
+
+    Options: ClassVar[type] = NoOptions
+
+    def __init__(self, setup: MethodSetup) -> None:
+        self.setup = setup
+        self.train_cfg = setup.train
+        self.options = parse_options(self.Options, setup.options)
+        self._flops_per_sample: int | None = None
+
+    # -- the server's network -------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        s = self.setup
+        return build_model(s.model, s.in_shape, s.num_classes, **s.model_args)
+
+    def model_spec(self) -> dict:
+        s = self.setup
+        return model_spec(s.model, s.in_shape, s.num_classes, **s.model_args)
+
+    # -- a client's round -----------------------------------------------------------
+    def make_optimizer(self, model: nn.Module, lr: float) -> torch.optim.Optimizer:
+        cfg = self.train_cfg
+        return torch.optim.SGD(
+            model.parameters(), lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        )
+
+    def train_step(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        optimizer: torch.optim.Optimizer,
+        ctx: StepContext,
+    ) -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        self.clip(model)
+        optimizer.step()
+        return loss.detach()
+
+    def clip(self, model: nn.Module) -> None:
+        if self.train_cfg.grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), self.train_cfg.grad_clip)
+
+    def step_flops(self, model: nn.Module, batch_size: int) -> int:
+        """Forward + backward FLOPs of the last step; a fixed network costs the same
+        per sample every step, so it is counted once."""
+        if self._flops_per_sample is None:
+            self._flops_per_sample = train_flops(model, self.setup.in_shape)
+        return self._flops_per_sample * batch_size
+
+    # -- what travels and how it is combined ------------------------------------------
+    def payload(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        """Tensors exchanged each way: the full state (weights and BN buffers)."""
+        return model.state_dict()
+
+    def aggregator(self) -> StreamingMean:
+        return StreamingMean()
+
+    # -- server-side hooks --------------------------------------------------------------
+    def end_round(self, model: nn.Module, round_: int) -> nn.Module:
+        """Called after aggregation; may return a different network (DFNAS's child)."""
+        return model
+
+    def final_model(self, model: nn.Module) -> tuple[nn.Module, dict]:
+        return model, self.model_spec()
+
+    def extra_outputs(self) -> dict[str, Any]:
+        """Method-specific files to write beside the result contract (name -> JSON)."""
+        return {}
+
+    def extra_metrics(self) -> dict[str, Any]:
+        return {}
+
+    # -- checkpointing of the method's own server state -----------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+def parse_options(options_cls: type, values: dict[str, Any]) -> Any:
+    known = {f.name for f in fields(options_cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(
+            f"options.{unknown[0]}: unknown option (known: {', '.join(sorted(known)) or 'none'})"
+        )
+    try:
+        return options_cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"options: {exc}") from None

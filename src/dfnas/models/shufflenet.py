@@ -1,0 +1,83 @@
+"""A fixed ShuffleNetV2 network from the DFNAS search space: one op per choice layer.
+
+It is the FedAvg baseline "ShuffleNetV2 with a hand-picked architecture" (all Shuffle
+3x3 by default), the random-architecture control (``ops: random`` with a seed), and the
+network the DFNAS child is built as. The stem keeps stride 1 for small inputs.
+"""
+
+from __future__ import annotations
+
+import random
+
+from torch import Tensor, nn
+
+from dfnas.models.registry import MODELS
+from dfnas.models.shufflenet_blocks import OPS, ShuffleBlock, check_channels, layer_plan
+
+# CPU-sized default space: 8 choice layers, 3 stages (the ImageNet space has 20 layers of
+# 64-640 channels); a stride-2 block must widen, so stages grow from the 16-channel stem
+DEFAULT_STAGES = [[2, 24], [2, 48], [4, 96]]
+
+
+class ShuffleNetV2(nn.Module):
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        num_classes: int,
+        ops: list[str],
+        stem: int,
+        stages: list,
+        last: int,
+    ) -> None:
+        super().__init__()
+        check_channels(stem, stages)
+        plan = layer_plan(in_shape[1], stages)
+        if len(ops) != len(plan):
+            raise ValueError(f"{len(ops)} ops given for {len(plan)} choice layers")
+        self.ops = list(ops)
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_shape[0], stem, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(stem),
+            nn.ReLU(inplace=True),
+        )
+        blocks, cin = [], stem
+        for op, (cout, stride) in zip(ops, plan, strict=True):
+            blocks.append(ShuffleBlock(op, cin, cout, stride))
+            cin = cout
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Sequential(
+            nn.Conv2d(cin, last, 1, bias=False),
+            nn.BatchNorm2d(last),
+            nn.ReLU(inplace=True),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+        )
+        self.classifier = nn.Linear(last, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.head(self.blocks(self.stem(x))))
+
+
+def resolve_ops(ops: list[str] | str, num_layers: int, seed: int = 0) -> list[str]:
+    """``ops`` as a list, one op name for every layer, or ``random`` (seeded)."""
+    if ops == "random":
+        rng = random.Random(seed)
+        return [rng.choice(OPS) for _ in range(num_layers)]
+    if isinstance(ops, str):
+        return [ops] * num_layers
+    return list(ops)
+
+
+@MODELS.register("shufflenetv2")
+def shufflenetv2(
+    in_shape: tuple[int, int, int],
+    num_classes: int,
+    ops: list[str] | str = "shuffle3x3",
+    stem: int = 16,
+    stages: list | None = None,
+    last: int = 256,
+    arch_seed: int = 0,
+) -> nn.Module:
+    stages = stages or DEFAULT_STAGES
+    ops = resolve_ops(ops, len(layer_plan(in_shape[1], stages)), arch_seed)
+    return ShuffleNetV2(in_shape, num_classes, ops, stem, stages, last)

@@ -1,0 +1,85 @@
+"""ShuffleNetV2 choice blocks, as in the SPOS / DSNAS one-shot space (Guo et al. 2020,
+Hu et al. 2020): Shuffle 3x3, 5x5, 7x7 (a ShuffleNetV2 unit with that depthwise kernel) and
+Shuffle-Xception (three depthwise-separable 3x3 convs). At stride 1 the unit splits its
+channels, transforms one half and concatenates; at stride 2 both halves see the input and a
+projection branch downsamples.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+OPS = ("shuffle3x3", "shuffle5x5", "shuffle7x7", "xception")
+
+
+def channel_split(x: Tensor) -> tuple[Tensor, Tensor]:
+    """SPOS's shuffle: interleaved channels go to the two halves (a shuffle + split)."""
+    b, c, h, w = x.shape
+    x = x.reshape(b, c // 2, 2, h, w)
+    return x[:, :, 0], x[:, :, 1]
+
+
+def _dw(ch: int, k: int, stride: int) -> list[nn.Module]:
+    return [nn.Conv2d(ch, ch, k, stride, k // 2, groups=ch, bias=False), nn.BatchNorm2d(ch)]
+
+
+def _pw(cin: int, cout: int, relu: bool = True) -> list[nn.Module]:
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout)]
+    return layers + [nn.ReLU(inplace=True)] if relu else layers
+
+
+class ShuffleBlock(nn.Module):
+    """One candidate op. ``cin`` -> ``cout`` channels at ``stride`` (1 or 2)."""
+
+    def __init__(self, op: str, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        if op not in OPS:
+            raise ValueError(f"unknown op {op!r}; known: {', '.join(OPS)}")
+        if cout <= (cin if stride == 2 else cin // 2):
+            raise ValueError(f"a stride-{stride} block cannot map {cin} to {cout} channels")
+        self.op, self.stride = op, stride
+        branch_in = cin // 2 if stride == 1 else cin
+        branch_out = cout - branch_in
+        mid = cout // 2
+        if op == "xception":
+            main = [
+                *_dw(branch_in, 3, stride), *_pw(branch_in, mid),
+                *_dw(mid, 3, 1), *_pw(mid, mid),
+                *_dw(mid, 3, 1), *_pw(mid, branch_out),
+            ]  # fmt: skip
+        else:
+            k = int(op[-1])
+            main = [*_pw(branch_in, mid), *_dw(mid, k, stride), *_pw(mid, branch_out)]
+        self.main = nn.Sequential(*main)
+        self.proj = None
+        if stride == 2:
+            self.proj = nn.Sequential(*_dw(cin, 3, 2), *_pw(cin, cin))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.proj is None:
+            keep, x = channel_split(x)
+            return torch.cat((keep, self.main(x)), dim=1)
+        return torch.cat((self.proj(x), self.main(x)), dim=1)
+
+
+def layer_plan(
+    in_size: int, stages: list[list[int]] | list[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    """(out channels, stride) per choice layer: the first block of a stage downsamples
+    while the feature map is still larger than 1 pixel."""
+    plan, size = [], in_size
+    for blocks, channels in stages:
+        for i in range(blocks):
+            stride = 2 if i == 0 and size > 1 else 1
+            size = (size + stride - 1) // stride
+            plan.append((int(channels), stride))
+    return plan
+
+
+def check_channels(stem: int, stages: list) -> None:
+    for blocks, channels in stages:
+        if channels % 2 or blocks < 1:
+            raise ValueError(f"stage ({blocks}, {channels}): channels must be even, blocks >= 1")
+    if stem % 2:
+        raise ValueError(f"stem channels must be even, got {stem}")

@@ -1,0 +1,69 @@
+"""The result contract every method run writes (see README, "Result contract")::
+
+    results/<dataset>/<partition>/<run>/seed<k>/
+        history.csv     one row per round: accuracy when evaluated, bytes, FLOPs, seconds
+        metrics.json    final figures (accuracy, personalized accuracy, params, MACs, costs)
+        model.pt        the final network's state_dict (torch.load(..., weights_only=True))
+        model.json      the architecture: enough to rebuild the network by name
+        personalized.csv  per-client local accuracy before and after fine-tuning
+        config.json     the effective settings of the run
+
+metrics.json is written last, so its presence means the run is complete.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from dfnas.io import atomic_path, write_json
+
+REQUIRED_METRICS = (
+    "method",
+    "accuracy",
+    "personalized_accuracy_mean",
+    "personalized_accuracy_std",
+    "params",
+    "macs",
+    "train_flops",
+    "bytes_down",
+    "bytes_up",
+    "wall_seconds",
+    "client_seconds",
+    "peak_memory_bytes",
+    "rounds",
+)
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    with atomic_path(path) as tmp:
+        pd.DataFrame(rows).to_csv(tmp, index=False)
+
+
+def write_results(
+    out_dir: str | Path,
+    metrics: dict[str, Any],
+    history: list[dict],
+    model: torch.nn.Module,
+    model_spec: dict,
+    run_config: dict,
+    personalized: list[dict] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    missing = [k for k in REQUIRED_METRICS if k not in metrics]
+    if missing:
+        raise ValueError(f"metrics lack required keys: {', '.join(missing)}")
+    out = Path(out_dir)
+    write_csv(out / "history.csv", history)
+    write_csv(out / "personalized.csv", personalized or [])
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(out / "model.pt") as tmp:
+        torch.save(state, tmp)
+    write_json(out / "model.json", model_spec)
+    write_json(out / "config.json", run_config)
+    for name, blob in (extra or {}).items():
+        write_json(out / name, blob)
+    write_json(out / "metrics.json", metrics)
