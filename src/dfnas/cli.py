@@ -69,9 +69,15 @@ def run(args: argparse.Namespace) -> None:
     from dfnas.run import run_method
 
     m = run_method(
-        args.spec, args.data, args.partition, args.seed, args.out,
-        name=args.name, device=args.device, threads=args.threads,
-    )  # fmt: skip
+        args.spec,
+        args.data,
+        args.partition,
+        args.seed,
+        args.out,
+        name=args.name,
+        device=args.device,
+        threads=args.threads,
+    )
     print(
         f"{m['method']}: accuracy {m['accuracy']:.4f}, {m['train_flops'] / 1e12:.3f} TFLOPs, "
         f"{(m['bytes_down'] + m['bytes_up']) / 1e6:.1f} MB, {m['wall_seconds']:.1f} s -> {args.out}"

@@ -41,7 +41,7 @@ def _check_run(rname: str, run: dict, training: dict) -> None:
         raise ConfigError(
             f"{key}.method: unknown method '{run['method']}'; known: {', '.join(METHODS.names())}"
         )
-    model = run.get("model", "cnn")
+    model = run.get("model", METHODS.get(run["method"]).default_model)
     if model not in MODELS:
         raise ConfigError(
             f"{key}.model: unknown model '{model}'; known: {', '.join(MODELS.names())}"

@@ -47,7 +47,7 @@ def run_method(
     part = read_partition(partition)
     method_cls = METHODS.get(spec["method"])
     setup = MethodSetup(
-        model=spec.get("model", "cnn"),
+        model=spec.get("model", method_cls.default_model),
         model_args=dict(spec.get("model_args", {})),
         in_shape=ds.in_shape,
         num_classes=ds.num_classes,
@@ -66,9 +66,14 @@ def run_method(
     }
     ckpt = out / CHECKPOINT
     result = run_federated(
-        method, ds, part, seed=seed, device=device, checkpoint=ckpt,
+        method,
+        ds,
+        part,
+        seed=seed,
+        device=device,
+        checkpoint=ckpt,
         fingerprint=fingerprint(run_config),
-    )  # fmt: skip
+    )
     assert result is not None
     metrics = {
         "method": name or spec["method"],
@@ -79,8 +84,14 @@ def run_method(
         **result.metrics,
     }
     write_results(
-        out, metrics, result.history, result.model, result.model_spec, run_config,
-        result.personalized, result.extra_outputs,
-    )  # fmt: skip
+        out,
+        metrics,
+        result.history,
+        result.model,
+        result.model_spec,
+        run_config,
+        result.personalized,
+        result.extra_outputs,
+    )
     ckpt.unlink(missing_ok=True)
     return metrics

@@ -29,15 +29,17 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
         torch.save(state, tmp)
 
 
-def load_checkpoint(path: Path, expected_fingerprint: str) -> dict[str, Any] | None:
+def load_checkpoint(
+    path: Path, expected_fingerprint: str, log: Any = print
+) -> dict[str, Any] | None:
     if not path.exists():
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # a torn or foreign file: start over rather than trust it
-        print(f"ignoring unreadable checkpoint {path} ({type(exc).__name__})", flush=True)
+        log(f"ignoring unreadable checkpoint {path} ({type(exc).__name__})")
         return None
     if state.get("fingerprint") != expected_fingerprint:
-        print(f"ignoring checkpoint {path}: it belongs to other settings", flush=True)
+        log(f"ignoring checkpoint {path}: it belongs to other settings")
         return None
     return state

@@ -8,7 +8,7 @@ cross-device (many clients, a few per round) are both just values here.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import torch
@@ -23,6 +23,8 @@ class StepContext:
     round: int
     client: int
     generator: torch.Generator  # seeded per (seed, round, client): sampling must use it
+    # what this client keeps between rounds (checkpointed); empty unless a method uses it
+    store: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -64,19 +64,25 @@ class DeviceData:
         epochs: int,
         steps: int | None = None,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Shuffled minibatches over ``indices``: ``epochs`` passes, or exactly ``steps``
-        batches (cycling through reshuffled passes) when ``steps`` is set."""
+        """Shuffled minibatches over ``indices``: ``epochs`` passes (the last batch of a
+        pass may be short), or exactly ``steps`` full batches drawn from a stream of
+        reshuffled passes when ``steps`` is set."""
         n = len(indices)
-        done = 0
-        total = steps if steps is not None else epochs * max(1, -(-n // batch_size))
-        while done < total:
-            order = indices[torch.randperm(n, generator=gen).to(indices.device)]
-            for start in range(0, n, batch_size):
-                if done == total:
-                    return
-                idx = order[start : start + batch_size]
-                yield self.prepare(self.x_train[idx], gen), self.y_train[idx]
-                done += 1
+        if steps is None:
+            for _ in range(epochs):
+                order = indices[torch.randperm(n, generator=gen).to(indices.device)]
+                for start in range(0, n, batch_size):
+                    idx = order[start : start + batch_size]
+                    yield self.prepare(self.x_train[idx], gen), self.y_train[idx]
+            return
+        size = min(batch_size, n)
+        stream = indices[:0]
+        for _ in range(steps):
+            while len(stream) < size:
+                perm = indices[torch.randperm(n, generator=gen).to(indices.device)]
+                stream = torch.cat((stream, perm))
+            idx, stream = stream[:size], stream[size:]
+            yield self.prepare(self.x_train[idx], gen), self.y_train[idx]
 
     def test_batches(
         self, batch_size: int, x: torch.Tensor | None = None, y: torch.Tensor | None = None

@@ -24,6 +24,7 @@ from torch import nn
 
 from dfnas.cost import Stopwatch, count_params, forward_flops, peak_memory_bytes, tensor_bytes
 from dfnas.data import ImageDataset
+from dfnas.federated.bn import ServerContext
 from dfnas.federated.checkpoint import load_checkpoint, save_checkpoint
 from dfnas.federated.config import StepContext
 from dfnas.federated.data import DeviceData, index_tensor
@@ -106,7 +107,7 @@ def run_federated(
     start, history = 0, []
     totals = dict.fromkeys(COST_KEYS, 0) | {"wall_seconds": 0.0}
     client_store: dict[int, dict] = {}
-    state = load_checkpoint(checkpoint, fingerprint) if checkpoint else None
+    state = load_checkpoint(checkpoint, fingerprint, log) if checkpoint else None
     if state is not None:
         method.load_state_dict(state["method"])
         model = method.build_model()
@@ -122,11 +123,21 @@ def run_federated(
         round_clock = Stopwatch(device)
         with round_clock:
             row, model, worker = _run_round(
-                method, model, worker, data, train_idx, per_round, seed, r, device,
+                method,
+                model,
+                worker,
+                data,
+                train_idx,
+                per_round,
+                seed,
+                r,
+                device,
                 client_store,
-            )  # fmt: skip
+            )
             if (r + 1) % cfg.eval_every == 0 or r == cfg.rounds - 1:
-                row["test_accuracy"], row["test_loss"] = evaluate(model, data, cfg.eval_batch_size)
+                row["test_accuracy"], row["test_loss"] = evaluate(
+                    model, data, cfg.eval_batch_size, batch_stats=method.eval_batch_stats(model)
+                )
         row["round_seconds"] = round_clock.wall
         row["peak_memory_bytes"] = peak_memory_bytes(device)
         for key in COST_KEYS:
@@ -177,7 +188,8 @@ def _run_round(
     down = method.payload(model)
     global_state = model.state_dict()
     agg = method.aggregator()
-    row = {"round": r, "lr": lr, "clients_sampled": len(sampled), "clients_replied": len(replied)}
+    row = {"round": r, "stage": method.stage_of(r), "lr": lr}
+    row |= {"clients_sampled": len(sampled), "clients_replied": len(replied)}
     row |= dict.fromkeys(COST_KEYS, 0)
     row["bytes_down"] = tensor_bytes(down) * len(sampled)
     loss_sum, samples = torch.zeros((), device=device), 0
@@ -188,8 +200,11 @@ def _run_round(
             worker.train()
             cseed = client_seed(seed, r, k)
             torch.manual_seed(cseed)
-            ctx = StepContext(round=r, client=k, generator=torch.Generator().manual_seed(cseed))
-            opt = method.make_optimizer(worker, lr)
+            gen = torch.Generator().manual_seed(cseed)
+            ctx = StepContext(
+                round=r, client=k, generator=gen, store=client_store.setdefault(k, {})
+            )
+            opt = method.make_optimizer(worker, lr, ctx)
             for x, y in data.batches(
                 train_idx[k], cfg.batch_size, ctx.generator, cfg.local_epochs, cfg.local_steps
             ):
@@ -197,6 +212,7 @@ def _run_round(
                 row["train_flops"] += method.step_flops(worker, len(y))
                 loss_sum += loss * len(y)
                 samples += len(y)
+            method.end_client(worker, opt, ctx)
             up = method.payload(worker)
             agg.add(up, len(train_idx[k]))
         row["bytes_up"] += tensor_bytes(up)
@@ -209,7 +225,8 @@ def _run_round(
         if not set(new_state) <= set(global_state):
             raise RuntimeError("payload holds keys the server model does not have")
         model.load_state_dict(new_state, strict=False)
-    new_model = method.end_round(model, r)
+    server = ServerContext(data, train_idx, replied, row, cfg.batch_size)
+    new_model = method.end_round(model, r, server)
     if new_model is not model:
         model = _place(new_model, device, _is_channels_last(model))
         worker = copy.deepcopy(model)
@@ -248,6 +265,7 @@ def _finish(
         "params": count_params(final),
         "macs": forward_flops(final, method.setup.in_shape) // 2,
         **{key: totals[key] for key in COST_KEYS},
+        "stages": _stage_totals(history),
         "wall_seconds": totals["wall_seconds"],
         "personalize_seconds": clock.wall,
         "peak_memory_bytes": max(h["peak_memory_bytes"] for h in history),
@@ -266,6 +284,17 @@ def _finish(
         f"{metrics['personalized_accuracy_mean']:.4f} +- {metrics['personalized_accuracy_std']:.4f}"
     )
     return RunResult(final, spec, history, metrics, rows, method.extra_outputs())
+
+
+def _stage_totals(history: list[dict]) -> dict[str, dict]:
+    """Costs per stage (DFNAS: search, train), under the same keys as the totals."""
+    stages: dict[str, dict] = {}
+    for row in history:
+        acc = stages.setdefault(row["stage"], dict.fromkeys(COST_KEYS, 0) | {"rounds": 0})
+        for key in COST_KEYS:
+            acc[key] += row[key]
+        acc["rounds"] += 1
+    return stages
 
 
 def _device_name(device: torch.device) -> str:

@@ -6,12 +6,13 @@ and how replies are combined. FedAvg is this base class unchanged; DFNAS overrid
 step and the end of a round. Hooks, in the order the loop calls them::
 
     build_model()                      the server's current network
-    make_optimizer(model, lr)          a client's optimizer for one round
+    make_optimizer(model, lr, ctx)     a client's optimizer(s) for one round
     train_step(model, x, y, opt, ctx)  one local step; returns the loss
     step_flops(model, batch_size)      training FLOPs of the step just taken
+    end_client(model, opt, ctx)        keep client state between rounds, if any
     payload(model)                     tensors a client receives and sends back
     aggregator()                       how replies are combined (weighted mean)
-    end_round(model, round)            server-side work after aggregation
+    end_round(model, round, server)    server-side work after aggregation
     final_model(model)                 the deployable network and its model.json spec
 """
 
@@ -27,6 +28,7 @@ from torch import nn
 from dfnas.cost import train_flops
 from dfnas.errors import ConfigError
 from dfnas.federated.aggregation import StreamingMean
+from dfnas.federated.bn import ServerContext
 from dfnas.federated.config import StepContext, TrainConfig
 from dfnas.models import build_model, model_spec
 
@@ -52,6 +54,7 @@ class FedMethod:
     """FedAvg's behaviour; subclasses override hooks and declare an ``Options`` dataclass."""
 
     Options: ClassVar[type] = NoOptions
+    default_model: ClassVar[str] = "cnn"
 
     def __init__(self, setup: MethodSetup) -> None:
         self.setup = setup
@@ -69,7 +72,9 @@ class FedMethod:
         return model_spec(s.model, s.in_shape, s.num_classes, **s.model_args)
 
     # -- a client's round -----------------------------------------------------------
-    def make_optimizer(self, model: nn.Module, lr: float) -> torch.optim.Optimizer:
+    def make_optimizer(self, model: nn.Module, lr: float, ctx: StepContext) -> Any:
+        """The client's optimizer(s) for one round; whatever is returned is handed to
+        ``train_step``. ``ctx.store`` holds what this client kept from earlier rounds."""
         cfg = self.train_cfg
         return torch.optim.SGD(
             model.parameters(), lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
@@ -80,7 +85,7 @@ class FedMethod:
         model: nn.Module,
         x: torch.Tensor,
         y: torch.Tensor,
-        optimizer: torch.optim.Optimizer,
+        optimizer: Any,
         ctx: StepContext,
     ) -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
@@ -93,6 +98,9 @@ class FedMethod:
     def clip(self, model: nn.Module) -> None:
         if self.train_cfg.grad_clip:
             nn.utils.clip_grad_norm_(model.parameters(), self.train_cfg.grad_clip)
+
+    def end_client(self, model: nn.Module, optimizer: Any, ctx: StepContext) -> None:
+        """After a client's local work: keep state in ``ctx.store`` if the method wants."""
 
     def step_flops(self, model: nn.Module, batch_size: int) -> int:
         """Forward + backward FLOPs of the last step; a fixed network costs the same
@@ -110,9 +118,18 @@ class FedMethod:
         return StreamingMean()
 
     # -- server-side hooks --------------------------------------------------------------
-    def end_round(self, model: nn.Module, round_: int) -> nn.Module:
-        """Called after aggregation; may return a different network (DFNAS's child)."""
+    def end_round(self, model: nn.Module, round_: int, server: ServerContext) -> nn.Module:
+        """Called after aggregation; may return a different network (DFNAS's child).
+        ``server`` offers federated work the server can ask of clients (BN statistics)."""
         return model
+
+    def eval_batch_stats(self, model: nn.Module) -> bool:
+        """Whether per-round evaluation should use test-batch BN statistics."""
+        return False
+
+    def stage_of(self, round_: int) -> str:
+        """Which stage a round belongs to, for per-stage cost totals (search / train)."""
+        return "train"
 
     def final_model(self, model: nn.Module) -> tuple[nn.Module, dict]:
         return model, self.model_spec()

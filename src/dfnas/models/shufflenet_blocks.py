@@ -44,10 +44,13 @@ class ShuffleBlock(nn.Module):
         mid = cout // 2
         if op == "xception":
             main = [
-                *_dw(branch_in, 3, stride), *_pw(branch_in, mid),
-                *_dw(mid, 3, 1), *_pw(mid, mid),
-                *_dw(mid, 3, 1), *_pw(mid, branch_out),
-            ]  # fmt: skip
+                *_dw(branch_in, 3, stride),
+                *_pw(branch_in, mid),
+                *_dw(mid, 3, 1),
+                *_pw(mid, mid),
+                *_dw(mid, 3, 1),
+                *_pw(mid, branch_out),
+            ]
         else:
             k = int(op[-1])
             main = [*_pw(branch_in, mid), *_dw(mid, k, stride), *_pw(mid, branch_out)]

@@ -1,0 +1,299 @@
+"""DFNAS: Direct Federated NAS (Garg, Saha, Dutta, arXiv 2010.06223), one stage.
+
+Rounds [0, search_rounds) search: every sampled client runs DSNAS steps on the supernet
+(``dfnas.search.dsnas``), one sampled path per step, updating weights (SGD) and alpha
+(Adam) from one loss; the server averages weights, BN buffers and alpha. Alpha stays put
+for the first ``warmup_rounds``. A layer whose top-1 probability leads its top-2 by
+``fix_threshold`` is fixed: it stops sampling, and its other ops stop travelling.
+
+At the end of round search_rounds - 1 the child is derived (argmax, repaired to fit any
+device budget), keeps its inherited weights, has its BN statistics re-estimated by the
+clients, and trains on with FedAvg for the remaining rounds. Nothing is trained from
+scratch, and the total budget is the same number of rounds every other method gets.
+
+Accuracy reported for search rounds is the argmax path of the supernet evaluated with
+test-batch BN statistics; from the child on, it is the child with its own statistics.
+
+Client state between rounds (``client_state``): ``none`` (default) gives every client
+fresh optimizers each round, as FedAvg does; ``optimizer`` keeps each client's SGD
+momentum and Adam moments across the rounds it is sampled in (stale in between).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dfnas.errors import ConfigError
+from dfnas.federated.bn import ServerContext
+from dfnas.federated.config import StepContext
+from dfnas.io import read_json
+from dfnas.methods.base import FedMethod, MethodSetup
+from dfnas.methods.registry import METHODS
+from dfnas.models import model_spec
+from dfnas.models.shufflenet import ShuffleNetV2
+from dfnas.models.shufflenet_blocks import OPS
+from dfnas.search.derive import Budget, derive_path
+from dfnas.search.dsnas import budget_gradient, dsnas_step, sample_path, score_gradient
+from dfnas.search.supernet import CostTable, ShuffleSupernet
+
+
+@dataclass(frozen=True)
+class DfnasOptions:
+    search_rounds: int | None = None  # default: half of the rounds
+    warmup_rounds: int = 1  # weight-only rounds before alpha moves (DSNAS warm-up)
+    alpha_lr: float = 1e-3  # DSNAS: Adam, lr 1e-3, betas (0.5, 0.999), no weight decay
+    alpha_betas: tuple[float, float] | list[float] = (0.5, 0.999)
+    fix_threshold: float | None = 0.3  # DSNAS's early fixing; null disables it
+    budget_macs: float | None = None  # device budget: MACs per inference
+    budget_latency_ms: float | None = None  # device budget: latency from a table
+    latency_table: str | None = None  # JSON written by `dfnas latency`
+    cost_coef: float = 1.0
+    client_state: str = "none"  # "none" or "optimizer"
+    device_type: str | None = None  # the device type this search targets (recorded)
+
+
+@dataclass
+class _Optimizers:
+    weights: torch.optim.Optimizer
+    alpha: torch.optim.Optimizer
+
+
+@METHODS.register("dfnas")
+class Dfnas(FedMethod):
+    Options = DfnasOptions
+    default_model = "shufflenetv2"
+
+    def __init__(self, setup: MethodSetup) -> None:
+        super().__init__(setup)
+        o, rounds = self.options, self.train_cfg.rounds
+        if setup.model != "shufflenetv2":
+            raise ConfigError(f"model: dfnas searches the shufflenetv2 space, not '{setup.model}'")
+        unknown = set(setup.model_args) - {"stem", "stages", "last"}
+        if unknown:
+            raise ConfigError(f"model_args.{sorted(unknown)[0]}: not a supernet argument")
+        self.search_rounds = o.search_rounds if o.search_rounds is not None else max(1, rounds // 2)
+        if not 1 <= self.search_rounds <= rounds:
+            raise ConfigError(f"options.search_rounds: expected 1..{rounds} (the rounds)")
+        if not 0 <= o.warmup_rounds < self.search_rounds:
+            raise ConfigError("options.warmup_rounds: must be below search_rounds")
+        if o.client_state not in ("none", "optimizer"):
+            raise ConfigError("options.client_state: expected 'none' or 'optimizer'")
+        if o.budget_latency_ms is not None and not o.latency_table:
+            raise ConfigError("options.latency_table: a latency budget needs a latency table")
+        # server state, checkpointed
+        self.fixed: dict[int, int] = {}
+        self.fixed_round: dict[int, int] = {}
+        self.child_path: list[int] | None = None
+        self.repairs: list[dict] = []
+        self.alpha_history: list[list[list[float]]] = []
+        self.expected_macs: list[float] = []
+        self._costs: CostTable | None = None
+        self._budgets: list[Budget] | None = None
+        self._last_path: list[int] = []
+
+    # -- networks ----------------------------------------------------------------------
+    def supernet(self) -> ShuffleSupernet:
+        s = self.setup
+        return ShuffleSupernet(s.in_shape, s.num_classes, **s.model_args)
+
+    def build_model(self) -> nn.Module:
+        net = self.supernet()
+        if self.child_path is None:
+            return net
+        args = net.child_args(self.child_path)
+        return ShuffleNetV2(self.setup.in_shape, self.setup.num_classes, **args)
+
+    def costs(self, net: ShuffleSupernet) -> CostTable:
+        if self._costs is None:
+            self._costs = CostTable(net)
+        return self._costs
+
+    def budgets(self, net: ShuffleSupernet) -> list[Budget]:
+        if self._budgets is None:
+            o, table = self.options, self.costs(net)
+            self._budgets = []
+            if o.budget_macs is not None:
+                self._budgets.append(Budget("macs", o.budget_macs, table.op_macs, table.fixed_macs))
+            if o.budget_latency_ms is not None:
+                op_ms, fixed_ms = load_latency(o.latency_table, net)
+                self._budgets.append(Budget("latency_ms", o.budget_latency_ms, op_ms, fixed_ms))
+            for b in self._budgets:
+                b.check_reachable()
+        return self._budgets
+
+    def searching(self, round_: int) -> bool:
+        return self.child_path is None and round_ >= self.options.warmup_rounds
+
+    # -- client side ---------------------------------------------------------------------
+    def make_optimizer(self, model: nn.Module, lr: float, ctx: StepContext) -> Any:
+        if not isinstance(model, ShuffleSupernet):
+            return super().make_optimizer(model, lr, ctx)
+        cfg, o = self.train_cfg, self.options
+        opts = _Optimizers(
+            torch.optim.SGD(
+                model.weight_parameters(),
+                lr=lr,
+                momentum=cfg.momentum,
+                weight_decay=cfg.weight_decay,
+            ),
+            torch.optim.Adam([model.alpha], lr=o.alpha_lr, betas=tuple(o.alpha_betas)),
+        )
+        if o.client_state == "optimizer" and "weights" in ctx.store:
+            opts.weights.load_state_dict(ctx.store["weights"])
+            opts.alpha.load_state_dict(ctx.store["alpha"])
+            for group in opts.weights.param_groups:
+                group["lr"] = lr  # the schedule, not the stored lr
+        return opts
+
+    def train_step(self, model, x, y, optimizer, ctx: StepContext) -> torch.Tensor:
+        if not isinstance(model, ShuffleSupernet):
+            return super().train_step(model, x, y, optimizer, ctx)
+        path = sample_path(model.alpha, ctx.generator, self.fixed)
+        self._last_path = path
+        search = self.searching(ctx.round)
+        optimizer.weights.zero_grad(set_to_none=True)
+        layers = [search and i not in self.fixed for i in range(model.num_layers)]
+        loss, dl_dz = dsnas_step(model, x, y, path, layers)
+        self.clip(model)
+        optimizer.weights.step()
+        if search:
+            grad = score_gradient(model.alpha, path, dl_dz)
+            for b in self.budgets(model):
+                grad += budget_gradient(
+                    model.alpha, b.op_costs, b.fixed, b.limit, self.options.cost_coef
+                )
+            for i in self.fixed:
+                grad[i] = 0
+            model.alpha.grad = grad.to(model.alpha.dtype)
+            optimizer.alpha.step()
+        return loss
+
+    def end_client(self, model: nn.Module, optimizer: Any, ctx: StepContext) -> None:
+        if isinstance(optimizer, _Optimizers) and self.options.client_state == "optimizer":
+            ctx.store["weights"] = optimizer.weights.state_dict()
+            ctx.store["alpha"] = optimizer.alpha.state_dict()
+
+    def step_flops(self, model: nn.Module, batch_size: int) -> int:
+        if isinstance(model, ShuffleSupernet):
+            return int(self.costs(model).train_flops(self._last_path) * batch_size)
+        return super().step_flops(model, batch_size)
+
+    def payload(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        state = model.state_dict()
+        if not isinstance(model, ShuffleSupernet) or not self.fixed:
+            return state
+        # a fixed layer's other ops are pruned: they no longer travel
+        pruned = tuple(
+            f"layers.{i}.ops.{c}."
+            for i, op in self.fixed.items()
+            for c in range(len(OPS))
+            if c != op
+        )
+        return {k: v for k, v in state.items() if not k.startswith(pruned)}
+
+    # -- server side ---------------------------------------------------------------------
+    def end_round(self, model: nn.Module, round_: int, server: ServerContext) -> nn.Module:
+        if not isinstance(model, ShuffleSupernet):
+            return model
+        probs = F.softmax(model.alpha.detach().double().cpu(), dim=-1)
+        self.alpha_history.append(probs.tolist())
+        table = self.costs(model)
+        self.expected_macs.append(float(table.fixed_macs + (probs * table.op_macs).sum()))
+        threshold = self.options.fix_threshold
+        if self.searching(round_) and threshold is not None:
+            top2 = probs.topk(2, dim=1).values
+            for i in range(model.num_layers):
+                if i not in self.fixed and top2[i, 0] - top2[i, 1] > threshold:
+                    self.fixed[i] = int(probs[i].argmax())
+                    self.fixed_round[i] = round_
+        if round_ < self.search_rounds - 1:
+            return model
+        path, self.repairs = derive_path(model.alpha, self.budgets(model))
+        for i, op in self.fixed.items():  # fixed layers were committed during the search
+            if not any(r["layer"] == i for r in self.repairs):
+                path[i] = op
+        self.child_path = path
+        child = model.child(path)
+        server.recalibrate_bn(child, self.setup.in_shape)
+        return child
+
+    def eval_batch_stats(self, model: nn.Module) -> bool:
+        # during the search, rounds report the argmax path; its running statistics mix
+        # all paths' activations, so it is read with batch statistics (see module doc)
+        return isinstance(model, ShuffleSupernet)
+
+    def stage_of(self, round_: int) -> str:
+        return "search" if round_ < self.search_rounds else "train"
+
+    def final_model(self, model: nn.Module) -> tuple[nn.Module, dict]:
+        net = self.supernet()
+        args = net.child_args(self.child_path)
+        s = self.setup
+        return model, model_spec("shufflenetv2", s.in_shape, s.num_classes, **args)
+
+    def architecture(self) -> dict[str, Any]:
+        net = self.supernet()
+        table = self.costs(net)
+        budgets = self.budgets(net)
+        return {
+            "ops": list(OPS),
+            "layers": [{"channels": c, "stride": s} for c, s in net.plan],
+            "chosen": [OPS[c] for c in self.child_path],
+            "alpha_probs": self.alpha_history,  # per search round: layers x ops
+            "expected_macs": self.expected_macs,
+            "fixed": {
+                str(i): {"op": OPS[c], "round": self.fixed_round[i]} for i, c in self.fixed.items()
+            },
+            "search_rounds": self.search_rounds,
+            "warmup_rounds": self.options.warmup_rounds,
+            "child_macs": table.macs(self.child_path),
+            "budgets": {
+                b.name: {"limit": b.limit, "child": b.cost(self.child_path)} for b in budgets
+            },
+            "repairs": self.repairs,
+            "device_type": self.options.device_type,
+        }
+
+    def extra_outputs(self) -> dict[str, Any]:
+        return {"architecture.json": self.architecture()}
+
+    def extra_metrics(self) -> dict[str, Any]:
+        arch = self.architecture()
+        within = all(v["child"] <= v["limit"] for v in arch["budgets"].values())
+        return {
+            "search_rounds": self.search_rounds,
+            "child_ops": arch["chosen"],
+            "within_budget": within,
+            "budgets": arch["budgets"],
+            "device_type": self.options.device_type,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "fixed": self.fixed,
+            "fixed_round": self.fixed_round,
+            "child_path": self.child_path,
+            "repairs": self.repairs,
+            "alpha_history": self.alpha_history,
+            "expected_macs": self.expected_macs,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
+
+
+def load_latency(path: str | None, net: ShuffleSupernet) -> tuple[torch.Tensor, float]:
+    blob = read_json(path)
+    op_ms = torch.tensor(blob["op_ms"], dtype=torch.float64)
+    if tuple(op_ms.shape) != (net.num_layers, len(OPS)) or blob.get("ops") != list(OPS):
+        raise ConfigError(
+            f"options.latency_table: {path} is for {tuple(op_ms.shape)} layers x ops, "
+            f"this space has {(net.num_layers, len(OPS))}"
+        )
+    return op_ms, float(blob["fixed_ms"])

@@ -1,0 +1,56 @@
+"""Small builders shared by the engine and method tests."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dfnas.data import ImageDataset
+from dfnas.federated.config import TrainConfig
+from dfnas.methods import METHODS, MethodSetup
+from dfnas.partition import make_partition
+
+
+def tiny_dataset(n: int = 120, size: int = 8, channels: int = 1, seed: int = 0) -> ImageDataset:
+    """Learnable toy images: the class sets the mean brightness of one quadrant."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 4, n)
+    x = rng.integers(0, 80, (n, channels, size, size))
+    half = size // 2
+    for i, label in enumerate(y):
+        r, c = divmod(int(label), 2)
+        x[i, :, r * half : (r + 1) * half, c * half : (c + 1) * half] += 150
+    n_test = n // 4
+    return ImageDataset(
+        name="tiny",
+        x_train=x[n_test:].astype(np.uint8),
+        y_train=y[n_test:].astype(np.int64),
+        x_test=x[:n_test].astype(np.uint8),
+        y_test=y[:n_test].astype(np.int64),
+        classes=["a", "b", "c", "d"],
+    )
+
+
+def make_method(
+    ds: ImageDataset,
+    name: str = "fedavg",
+    model: str = "cnn",
+    options=None,
+    model_args=None,
+    **train,
+):
+    train.setdefault("personalize_epochs", 0)
+    return METHODS.get(name)(
+        MethodSetup(
+            model=model,
+            model_args=model_args or {},
+            in_shape=ds.in_shape,
+            num_classes=ds.num_classes,
+            train=TrainConfig.from_dict(train),
+            options=options or {},
+        )
+    )
+
+
+def partition(ds: ImageDataset, num_clients: int = 4, **spec):
+    spec = {"partitioner": "iid", "num_clients": num_clients, **spec}
+    return make_partition(ds.y_train, spec)
