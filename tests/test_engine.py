@@ -235,3 +235,14 @@ def test_lr_schedule():
     lrs = [cfg.lr_at(r) for r in range(4)]
     assert lrs[0] == pytest.approx(0.1) and lrs[-1] > 0 and lrs == sorted(lrs, reverse=True)
     assert TrainConfig(lr_schedule="constant").lr_at(9) == 0.05
+
+
+def test_depthwise_conv_flops_equal_a_hand_count():
+    """torch's counter charges a grouped conv's weight gradient as if it were dense; ours
+    charges each of input gradient and weight gradient what the forward costs."""
+    from dfnas.search.supernet import _input_grad_loss
+
+    model = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False))
+    fwd = 2 * (8 * 6 * 6) * (1 * 3 * 3)  # 8 channels x 36 outputs x one 3x3 filter each
+    assert forward_flops(model, (8, 6, 6)) == fwd
+    assert train_flops(model, (8, 6, 6), loss_fn=_input_grad_loss) == 3 * fwd

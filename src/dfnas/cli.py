@@ -85,6 +85,64 @@ def run(args: argparse.Namespace) -> None:
 
 
 @command
+def latency(args: argparse.Namespace) -> None:
+    """Measure each candidate block's latency on this machine (a device budget's table)."""
+    import torch
+
+    from dfnas.data import load_cached
+    from dfnas.federated.loop import resolve_device
+    from dfnas.io import write_json
+    from dfnas.search.latency import measure_latency_table
+    from dfnas.search.supernet import ShuffleSupernet
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    ds = load_cached(args.data)
+    net = ShuffleSupernet(ds.in_shape, ds.num_classes, **args.model_args)
+    table = measure_latency_table(net, resolve_device(args.device))
+    write_json(args.out, table)
+    fastest = table["fixed_ms"] + sum(min(row) for row in table["op_ms"])
+    print(f"{len(table['op_ms'])} layers measured; fastest child {fastest:.3f} ms -> {args.out}")
+
+
+@command
+def collect(args: argparse.Namespace) -> None:
+    """Gather runs (their metrics.json) into the comparison tables."""
+    from dfnas.report.collect import comparison, load_runs, write_tables
+
+    table = comparison(load_runs(args.metrics), reference=args.reference)
+    out = Path(args.out_dir)
+    write_tables(table, out / "comparison.csv", out / "comparison.md", out / "comparison.tex")
+    print(f"{len(table)} rows (reference: {table.attrs['reference']}) -> {out}/comparison.*")
+
+
+@command
+def figures(args: argparse.Namespace) -> None:
+    """Draw the comparison figures from runs and the comparison table."""
+    import pandas as pd
+
+    from dfnas.report import figures as fig
+    from dfnas.report.collect import load_runs
+
+    runs = load_runs(args.metrics)
+    out = Path(args.out_dir)
+    fig.accuracy_curves(runs, out / "accuracy_per_round")
+    fig.accuracy_vs_compute(pd.read_csv(args.table), out / "accuracy_vs_compute")
+    fig.resource_bars(runs, out / "resources")
+    fig.personalized_distribution(runs, out / "personalized")
+    print(f"figures for {len(runs)} runs -> {out}")
+
+
+@command
+def architecture_figure(args: argparse.Namespace) -> None:
+    """Draw a DFNAS run's alpha evolution and derived child."""
+    from dfnas.report.figures import architecture_evolution
+
+    architecture_evolution(args.architecture, args.out)
+    print(f"-> {args.out}.png, {args.out}.pdf")
+
+
+@command
 def check_config(args: argparse.Namespace) -> None:
     """Validate a workflow config file, as the workflow does when it starts."""
     import yaml
@@ -119,7 +177,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, required=True, help="training seed")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--genotype", default=None, help="genotype.json for model_args.genotype")
+    p.add_argument("--prior-stage", default=None, help="metrics.json of a search stage")
     p.add_argument("--out", required=True, help="output folder")
+
+    p = sub.add_parser("latency", help=latency.__doc__)
+    p.add_argument("--data", required=True, help="data.npz (gives the input shape)")
+    p.add_argument("--model-args", type=_json_arg, default={}, help="supernet args (JSON)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--out", required=True, help="output JSON")
+
+    p = sub.add_parser("collect", help=collect.__doc__)
+    p.add_argument("metrics", nargs="+", help="metrics.json files of the runs")
+    p.add_argument("--reference", default=None, help="method the cost ratios divide by")
+    p.add_argument("--out-dir", required=True)
+
+    p = sub.add_parser("figures", help=figures.__doc__)
+    p.add_argument("metrics", nargs="+", help="metrics.json files of the runs")
+    p.add_argument("--table", required=True, help="comparison.csv")
+    p.add_argument("--out-dir", required=True)
+
+    p = sub.add_parser("architecture-figure", help=architecture_figure.__doc__)
+    p.add_argument("--architecture", required=True, help="architecture.json of a DFNAS run")
+    p.add_argument("--out", required=True, help="output path without extension")
 
     p = sub.add_parser("check-config", help=check_config.__doc__)
     p.add_argument("configfile")
@@ -127,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # logs are files under Snakemake: flush each progress line as it is written
+    sys.stdout.reconfigure(line_buffering=True)
     args = build_parser().parse_args(argv)
     try:
         COMMANDS[args.command](args)

@@ -83,10 +83,41 @@ def _fill_defaults(instance: Any, node: dict, root: dict) -> None:
                 _fill_defaults(value, extra, root)
 
 
+LATENCY_TABLE = "results/latency/{dataset}/{run}.json"
+
+
+def expand_device_runs(config: dict) -> dict:
+    """Turn a run that lists ``devices`` into one run per device type, named
+    ``<run>-<device>``, whose options carry that device's budget. A latency budget points
+    the run at the latency table measured for its search space (``LATENCY_TABLE``, with
+    ``{dataset}`` filled in per job)."""
+    devices = config.get("devices", {})
+    runs = {}
+    for name, run in config.get("runs", {}).items():
+        if "devices" not in run:
+            runs[name] = run
+            continue
+        for device in run["devices"]:
+            if device not in devices:
+                known = ", ".join(sorted(devices)) or "none defined"
+                raise ConfigError(f"runs.{name}.devices: unknown device type '{device}' ({known})")
+            budget = devices[device]
+            options = dict(run.get("options", {}), device_type=device)
+            if "macs" in budget:
+                options["budget_macs"] = budget["macs"]
+            if "latency_ms" in budget:
+                options["budget_latency_ms"] = budget["latency_ms"]
+                options["latency_table"] = LATENCY_TABLE.replace("{run}", name)
+            expanded = {k: v for k, v in run.items() if k != "devices"}
+            runs[f"{name}-{device}"] = expanded | {"options": options}
+    return {**config, "runs": runs}
+
+
 def check_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
-    """Validate a workflow config fully and return it with defaults filled."""
+    """Validate a workflow config fully and return it with defaults filled and device
+    runs expanded."""
     from dfnas.config_checks import check_semantics  # heavy imports only once the schema passed
 
-    filled = validate_schema(config, load_schema(schema_path))
+    filled = expand_device_runs(validate_schema(config, load_schema(schema_path)))
     check_semantics(filled)
     return filled

@@ -41,6 +41,17 @@ def _check_run(rname: str, run: dict, training: dict) -> None:
         raise ConfigError(
             f"{key}.method: unknown method '{run['method']}'; known: {', '.join(METHODS.names())}"
         )
+    two_stage = len(METHODS.get(run["method"]).stages) > 1
+    if "train_stage" in run and not two_stage:
+        raise ConfigError(f"{key}.train_stage: method '{run['method']}' has one stage")
+    if two_stage:
+        stage = run.get("train_stage", {})
+        try:
+            TrainConfig.from_dict(
+                {**training, **run.get("training", {}), **stage.get("training", {})}
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"{key}.train_stage.{exc}") from None
     model = run.get("model", METHODS.get(run["method"]).default_model)
     if model not in MODELS:
         raise ConfigError(
@@ -49,6 +60,10 @@ def _check_run(rname: str, run: dict, training: dict) -> None:
     for arg in run.get("model_args", {}):
         if arg not in model_params(model):
             raise ConfigError(f"{key}.model_args.{arg}: not an argument of model '{model}'")
+    options = dict(run.get("options", {}))
+    if options.get("latency_table"):  # measured by the workflow later; checked in the run
+        options.pop("latency_table")
+        options.pop("budget_latency_ms", None)
     try:
         cfg = TrainConfig.from_dict({**training, **run.get("training", {})})
         METHODS.get(run["method"])(
@@ -58,7 +73,7 @@ def _check_run(rname: str, run: dict, training: dict) -> None:
                 in_shape=(3, 32, 32),
                 num_classes=10,
                 train=cfg,
-                options=dict(run.get("options", {})),
+                options=options,
             )
         )
     except ConfigError as exc:

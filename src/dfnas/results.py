@@ -67,3 +67,29 @@ def write_results(
     for name, blob in (extra or {}).items():
         write_json(out / name, blob)
     write_json(out / "metrics.json", metrics)
+
+
+SUMMED = (
+    "train_flops",
+    "bytes_down",
+    "bytes_up",
+    "wall_seconds",
+    "client_seconds",
+    "client_cpu_seconds",
+    "rounds",
+)
+
+
+def combine_stages(search: dict[str, Any], train: dict[str, Any]) -> dict[str, Any]:
+    """A two-stage method's metrics: the train stage's figures (accuracy, model size),
+    costs summed over both stages under the usual keys, and each stage's own costs
+    under ``stages``."""
+    out = dict(train)
+    for key in SUMMED:
+        out[key] = search[key] + train[key]
+    out["peak_memory_bytes"] = max(search["peak_memory_bytes"], train["peak_memory_bytes"])
+    out["stages"] = {
+        "search": {k: search[k] for k in (*SUMMED, "peak_memory_bytes")},
+        "train": {k: train[k] for k in (*SUMMED, "peak_memory_bytes")},
+    }
+    return out

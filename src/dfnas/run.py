@@ -20,9 +20,10 @@ from dfnas.errors import ConfigError
 from dfnas.federated.checkpoint import fingerprint
 from dfnas.federated.config import TrainConfig
 from dfnas.federated.loop import run_federated
+from dfnas.io import read_json
 from dfnas.methods import METHODS, MethodSetup
 from dfnas.partition.stage import read_partition
-from dfnas.results import write_results
+from dfnas.results import combine_stages, write_results
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -36,7 +37,12 @@ def run_method(
     name: str | None = None,
     device: str = "auto",
     threads: int | None = None,
+    genotype: str | Path | None = None,
+    prior_stage: str | Path | None = None,
 ) -> dict[str, Any]:
+    """``genotype``: a searched genotype file, handed to the model as ``model_args.genotype``
+    (FedNAS's train stage); ``prior_stage``: the search stage's metrics.json, whose costs
+    are added to this run's (``results.combine_stages``)."""
     unknown = sorted(set(spec) - {"method", "model", "model_args", "options", "training"})
     if unknown:
         raise ConfigError(f"runs.{name}.{unknown[0]}: unknown key")
@@ -46,9 +52,12 @@ def run_method(
     ds = load_cached(data)
     part = read_partition(partition)
     method_cls = METHODS.get(spec["method"])
+    model_args = dict(spec.get("model_args", {}))
+    if genotype:
+        model_args["genotype"] = read_json(genotype)
     setup = MethodSetup(
         model=spec.get("model", method_cls.default_model),
-        model_args=dict(spec.get("model_args", {})),
+        model_args=model_args,
         in_shape=ds.in_shape,
         num_classes=ds.num_classes,
         train=TrainConfig.from_dict(spec.get("training", {})),
@@ -83,6 +92,8 @@ def run_method(
         "partition_checksum": checksum,
         **result.metrics,
     }
+    if prior_stage:
+        metrics = combine_stages(read_json(prior_stage), metrics)
     write_results(
         out,
         metrics,

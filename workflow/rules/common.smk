@@ -9,6 +9,7 @@ from snakemake.settings.types import DeploymentMethod
 
 from dfnas.config import check_config
 from dfnas.errors import ConfigError
+from dfnas.methods import METHODS
 
 try:
     _checked = check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -27,13 +28,21 @@ DATASETS = list(config["datasets"])
 PARTITIONS = list(config["partitions"])
 RUNS = list(config["runs"])
 SEEDS = config["seeds"]
+# runs of two-stage methods (search, then FedAvg on the searched genotype) get their own rules
+TWO_STAGE = [r for r in RUNS if len(METHODS.get(config["runs"][r]["method"]).stages) > 1]
+ONE_STAGE = [r for r in RUNS if r not in TWO_STAGE]
+
+
+def alternatives(names):
+    """A wildcard regex matching exactly these names (none: matches nothing)."""
+    return "|".join(n.replace(".", r"\.") for n in names) or "(?!)"
 
 
 wildcard_constraints:
     dataset="|".join(DATASETS),
-    partition="|".join(p.replace(".", r"\.") for p in PARTITIONS),
+    partition=alternatives(PARTITIONS),
     seed=r"\d+",
-    run="|".join(RUNS) or "^$",
+    run=alternatives(RUNS),
 
 
 def dataset_options(wildcards):
@@ -51,7 +60,38 @@ def run_spec(wildcards):
     run = config["runs"][wildcards.run]
     spec = {k: v for k, v in run.items() if k != "training"}
     spec["training"] = {**config["training"], **run.get("training", {})}
+    if "latency_table" in spec.get("options", {}):
+        table = latency_table(wildcards)
+        spec["options"] = dict(spec["options"], latency_table=table[0])
     return json.dumps(spec, sort_keys=True)
+
+
+def train_stage_spec(wildcards):
+    """FedNAS's train stage: FedAvg on the searched genotype's network."""
+    run = config["runs"][wildcards.run]
+    stage = run.get("train_stage", {})
+    training = {**config["training"], **run.get("training", {}), **stage.get("training", {})}
+    spec = {
+        "method": "fedavg",
+        "model": "darts",
+        "model_args": stage.get("model_args", {}),
+        "training": training,
+    }
+    return json.dumps(spec, sort_keys=True)
+
+
+def latency_table(wildcards):
+    """The latency table a run's device budget needs, or nothing."""
+    table = config["runs"][wildcards.run].get("options", {}).get("latency_table")
+    return [table.format(dataset=wildcards.dataset)] if table else []
+
+
+def space_args(wildcards):
+    """model_args of the first device run expanded from base run ``wildcards.space``."""
+    for name, run in config["runs"].items():
+        if name.startswith(f"{wildcards.space}-"):
+            return json.dumps(run.get("model_args", {}), sort_keys=True)
+    raise ValueError(f"no device runs expanded from '{wildcards.space}'")
 
 
 def partition_json(wildcards):
@@ -64,15 +104,34 @@ def partition_dir(dataset, partition):
 
 
 def run_targets():
+    """metrics.json of every run: registered methods and external (standalone-rule) runs."""
     return [
         f"results/{d}/{p}/{r}/seed{s}/metrics.json"
         for d in DATASETS
         for p in PARTITIONS
-        for r in RUNS
+        for r in RUNS + config["external_runs"]
+        for s in SEEDS
+    ]
+
+
+DFNAS_RUNS = [r for r in RUNS if config["runs"][r]["method"] == "dfnas"]
+FIGURES = ["accuracy_per_round", "accuracy_vs_compute", "resources", "personalized"]
+
+
+def architecture_figures():
+    return [
+        f"results/figures/architecture/{d}/{p}/{r}/seed{s}.png"
+        for d in DATASETS
+        for p in PARTITIONS
+        for r in DFNAS_RUNS
         for s in SEEDS
     ]
 
 
 def all_targets():
-    partitions = [f"{partition_dir(d, p)}/summary.json" for d in DATASETS for p in PARTITIONS]
-    return partitions + run_targets()
+    partitions = [f"{partition_dir(d, p)}/heatmap.png" for d in DATASETS for p in PARTITIONS]
+    if not run_targets():  # a partitions-only config: nothing to compare
+        return partitions
+    tables = [f"results/tables/comparison.{ext}" for ext in ("csv", "md", "tex")]
+    figures = [f"results/figures/{f}.{ext}" for f in FIGURES for ext in ("png", "pdf")]
+    return partitions + run_targets() + tables + figures + architecture_figures()

@@ -8,6 +8,7 @@ cross-device (many clients, a few per round) are both just values here.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -25,6 +26,8 @@ class StepContext:
     generator: torch.Generator  # seeded per (seed, round, client): sampling must use it
     # what this client keeps between rounds (checkpointed); empty unless a method uses it
     store: dict = field(default_factory=dict)
+    # endless batches from the client's local validation split, when a method asks for one
+    val: Iterator[tuple[torch.Tensor, torch.Tensor]] | None = None
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -101,7 +102,7 @@ def run_federated(
     model = method.build_model()
     channels_last = _use_channels_last(cfg.channels_last, model, device)
     data = DeviceData.from_dataset(dataset, device, cfg.augment, channels_last)
-    train_idx = [index_tensor(t, device) for t in partition.train]
+    train_idx, val_idx = _split_validation(partition, method.validation_fraction(), device)
     per_round = cfg.per_round(partition.num_clients)
 
     start, history = 0, []
@@ -128,6 +129,7 @@ def run_federated(
                 worker,
                 data,
                 train_idx,
+                val_idx,
                 per_round,
                 seed,
                 r,
@@ -175,6 +177,7 @@ def _run_round(
     worker: nn.Module,
     data: DeviceData,
     train_idx: list[torch.Tensor],
+    val_idx: list[torch.Tensor] | None,
     per_round: int,
     seed: int,
     r: int,
@@ -194,6 +197,9 @@ def _run_round(
     row["bytes_down"] = tensor_bytes(down) * len(sampled)
     loss_sum, samples = torch.zeros((), device=device), 0
     clock = Stopwatch(device)
+    for net in (model, worker):  # e.g. DARTS drop-path grows with training progress
+        if hasattr(net, "set_progress"):
+            net.set_progress(r / cfg.rounds)
     for k in replied:
         with clock:
             worker.load_state_dict(global_state)
@@ -204,6 +210,8 @@ def _run_round(
             ctx = StepContext(
                 round=r, client=k, generator=gen, store=client_store.setdefault(k, {})
             )
+            if val_idx is not None:
+                ctx.val = data.batches(val_idx[k], cfg.batch_size, gen, epochs=0, steps=10**9)
             opt = method.make_optimizer(worker, lr, ctx)
             for x, y in data.batches(
                 train_idx[k], cfg.batch_size, ctx.generator, cfg.local_epochs, cfg.local_steps
@@ -231,6 +239,22 @@ def _run_round(
         model = _place(new_model, device, _is_channels_last(model))
         worker = copy.deepcopy(model)
     return row, model, worker
+
+
+def _split_validation(
+    partition: ClientPartition, fraction: float, device: torch.device
+) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
+    """Client train indices, and a local validation split carved from them when a method
+    asks for one (FedNAS). The split depends only on the partition, not the seed."""
+    if fraction <= 0:
+        return [index_tensor(t, device) for t in partition.train], None
+    train, val = [], []
+    for k, idx in enumerate(partition.train):
+        perm = np.random.default_rng([k, 7]).permutation(idx)
+        n_val = min(max(1, round(fraction * len(perm))), len(perm) - 1)
+        val.append(index_tensor(np.sort(perm[:n_val]), device))
+        train.append(index_tensor(np.sort(perm[n_val:]), device))
+    return train, val
 
 
 def _is_channels_last(model: nn.Module) -> bool:

@@ -4,7 +4,7 @@ from dfnas.methods import METHODS
 method_cls = METHODS.get("fedavg")
 """
 
-from dfnas.methods import dfnas, fedavg  # noqa: F401  (registration)
+from dfnas.methods import dfnas, fedavg, fednas  # noqa: F401  (registration)
 from dfnas.methods.base import FedMethod, MethodSetup, StepContext
 from dfnas.methods.registry import METHODS
 

@@ -55,6 +55,9 @@ class FedMethod:
 
     Options: ClassVar[type] = NoOptions
     default_model: ClassVar[str] = "cnn"
+    # a two-stage method ("search", "train") gets two workflow rules, the search stage
+    # handing its genotype to a FedAvg train stage (see workflow/rules/methods.smk)
+    stages: ClassVar[tuple[str, ...]] = ("train",)
 
     def __init__(self, setup: MethodSetup) -> None:
         self.setup = setup
@@ -122,6 +125,11 @@ class FedMethod:
         """Called after aggregation; may return a different network (DFNAS's child).
         ``server`` offers federated work the server can ask of clients (BN statistics)."""
         return model
+
+    def validation_fraction(self) -> float:
+        """Share of each client's train split held out as its local validation split;
+        a step then draws validation batches from ``ctx.val``."""
+        return 0.0
 
     def eval_batch_stats(self, model: nn.Module) -> bool:
         """Whether per-round evaluation should use test-batch BN statistics."""

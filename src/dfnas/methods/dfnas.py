@@ -115,9 +115,10 @@ class Dfnas(FedMethod):
 
     def budgets(self, net: ShuffleSupernet) -> list[Budget]:
         if self._budgets is None:
-            o, table = self.options, self.costs(net)
+            o = self.options
             self._budgets = []
             if o.budget_macs is not None:
+                table = self.costs(net)
                 self._budgets.append(Budget("macs", o.budget_macs, table.op_macs, table.fixed_macs))
             if o.budget_latency_ms is not None:
                 op_ms, fixed_ms = load_latency(o.latency_table, net)

@@ -1,0 +1,133 @@
+"""FedNAS (He, Annavaram, Avestimehr, arXiv 2004.08546): federated DARTS search with
+MiLeNAS steps, the prior art DFNAS is measured against. This file is the search stage;
+the train stage is FedAvg on the network of the searched genotype, handed over as a file
+(genotype.json) by the workflow's fednas_train rule.
+
+Faithful to the paper and without the public code's faults: the validation batch comes
+from a client-local validation split (``val_fraction`` of each client's train split, the
+original 50/50), the server takes the sample-weighted mean of every state entry and of
+both alpha tensors, and the train stage builds the genotype actually found.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dfnas.cost.flops import flop_counter
+from dfnas.errors import ConfigError
+from dfnas.federated.bn import ServerContext
+from dfnas.federated.config import StepContext
+from dfnas.methods.base import FedMethod, MethodSetup
+from dfnas.methods.registry import METHODS
+from dfnas.models.darts_search import derive_genotype
+from dfnas.search.milenas import milenas_step
+
+
+@dataclass(frozen=True)
+class FednasOptions:
+    val_fraction: float = 0.5  # FedNAS's original 50/50 split of each client's data
+    lambda_train: float = 1.0  # MiLeNAS's lambda
+    alpha_lr: float = 3e-4  # Adam on alpha, as DARTS / MiLeNAS
+    alpha_betas: tuple[float, float] | list[float] = (0.5, 0.999)
+    alpha_weight_decay: float = 1e-3
+    grad_clip: float = 5.0
+
+
+@dataclass
+class _Optimizers:
+    weights: torch.optim.Optimizer
+    alpha: torch.optim.Optimizer
+
+
+@METHODS.register("fednas")
+class Fednas(FedMethod):
+    Options = FednasOptions
+    default_model = "darts_search"
+    stages = ("search", "train")
+
+    def __init__(self, setup: MethodSetup) -> None:
+        super().__init__(setup)
+        if setup.model != "darts_search":
+            raise ConfigError(f"model: fednas searches the darts_search space, not '{setup.model}'")
+        if not 0 < self.options.val_fraction < 1:
+            raise ConfigError("options.val_fraction: expected a share in (0, 1)")
+        self.alpha_history: list[dict] = []
+        self._genotype: dict | None = None
+
+    def validation_fraction(self) -> float:
+        return self.options.val_fraction
+
+    def make_optimizer(self, model: nn.Module, lr: float, ctx: StepContext) -> Any:
+        cfg, o = self.train_cfg, self.options
+        return _Optimizers(
+            torch.optim.SGD(
+                model.weight_parameters(),
+                lr=lr,
+                momentum=cfg.momentum,
+                weight_decay=cfg.weight_decay,
+            ),
+            torch.optim.Adam(
+                model.arch_parameters(),
+                lr=o.alpha_lr,
+                betas=tuple(o.alpha_betas),
+                weight_decay=o.alpha_weight_decay,
+            ),
+        )
+
+    def train_step(self, model, x, y, optimizer, ctx: StepContext) -> torch.Tensor:
+        x_val, y_val = next(ctx.val)
+        return milenas_step(
+            model,
+            x,
+            y,
+            x_val,
+            y_val,
+            optimizer.weights,
+            optimizer.alpha,
+            self.options.lambda_train,
+            self.options.grad_clip,
+        )
+
+    def step_flops(self, model: nn.Module, batch_size: int) -> int:
+        """FLOPs of one whole MiLeNAS step (all three passes), counted on a copy."""
+        if self._flops_per_sample is None:
+            probe = copy.deepcopy(model).train()
+            opts = self.make_optimizer(probe, 0.0, None)
+            gen = torch.Generator().manual_seed(0)
+            x = torch.randn(2, *self.setup.in_shape, generator=gen).to(probe.alpha_device())
+            y = torch.zeros(2, dtype=torch.long, device=x.device)
+            with flop_counter() as counter:
+                milenas_step(probe, x, y, x, y, opts.weights, opts.alpha, 1.0, None)
+            self._flops_per_sample = counter.get_total_flops() // 2
+        return self._flops_per_sample * batch_size
+
+    def end_round(self, model: nn.Module, round_: int, server: ServerContext) -> nn.Module:
+        self.alpha_history.append(
+            {
+                "normal": F.softmax(model.alphas_normal.detach().double(), -1).tolist(),
+                "reduce": F.softmax(model.alphas_reduce.detach().double(), -1).tolist(),
+            }
+        )
+        self._genotype = derive_genotype(model.alphas_normal, model.alphas_reduce)
+        return model
+
+    def stage_of(self, round_: int) -> str:
+        return "search"
+
+    def extra_outputs(self) -> dict[str, Any]:
+        return {"genotype.json": self._genotype, "alphas.json": self.alpha_history}
+
+    def extra_metrics(self) -> dict[str, Any]:
+        return {"genotype": self._genotype}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"alpha_history": self.alpha_history, "_genotype": self._genotype}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.alpha_history, self._genotype = state["alpha_history"], state["_genotype"]

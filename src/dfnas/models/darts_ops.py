@@ -1,0 +1,96 @@
+"""The DARTS primitives (Liu et al., ICLR 2019, operations.py), which FedNAS searches over.
+
+``affine=False`` in the search network (as DARTS does, so BN cannot rescale an op's
+contribution behind alpha's back); ``affine=True`` in the evaluation network.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+PRIMITIVES = (
+    "none",
+    "max_pool_3x3",
+    "avg_pool_3x3",
+    "skip_connect",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
+)
+
+
+class ReLUConvBN(nn.Sequential):
+    def __init__(self, cin: int, cout: int, k: int, stride: int, pad: int, affine: bool) -> None:
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(cin, cout, k, stride, pad, bias=False),
+            nn.BatchNorm2d(cout, affine=affine),
+        )
+
+
+class DilConv(nn.Sequential):
+    def __init__(
+        self, cin: int, cout: int, k: int, stride: int, pad: int, dil: int, affine: bool
+    ) -> None:
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(cin, cin, k, stride, pad, dilation=dil, groups=cin, bias=False),
+            nn.Conv2d(cin, cout, 1, bias=False),
+            nn.BatchNorm2d(cout, affine=affine),
+        )
+
+
+class SepConv(nn.Sequential):
+    """Two stacked dilation-1 DilConvs, the first carrying the stride."""
+
+    def __init__(self, cin: int, cout: int, k: int, stride: int, pad: int, affine: bool) -> None:
+        super().__init__(
+            DilConv(cin, cin, k, stride, pad, 1, affine),
+            DilConv(cin, cout, k, 1, pad, 1, affine),
+        )
+
+
+class Zero(nn.Module):
+    def __init__(self, stride: int) -> None:
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.mul(0.0) if self.stride == 1 else x[:, :, :: self.stride, :: self.stride].mul(0.0)
+
+
+class FactorizedReduce(nn.Module):
+    """Halve the resolution with two offset stride-2 1x1 convs, concatenated."""
+
+    def __init__(self, cin: int, cout: int, affine: bool) -> None:
+        super().__init__()
+        self.relu = nn.ReLU(inplace=False)
+        self.conv1 = nn.Conv2d(cin, cout // 2, 1, 2, bias=False)
+        self.conv2 = nn.Conv2d(cin, cout - cout // 2, 1, 2, bias=False)
+        self.bn = nn.BatchNorm2d(cout, affine=affine)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.relu(x)
+        shifted = F.pad(x[:, :, 1:, 1:], (0, 1, 0, 1))  # same output size for odd inputs too
+        return self.bn(torch.cat([self.conv1(x), self.conv2(shifted)], dim=1))
+
+
+def make_op(name: str, c: int, stride: int, affine: bool) -> nn.Module:
+    if name == "none":
+        return Zero(stride)
+    if name == "max_pool_3x3":
+        return nn.MaxPool2d(3, stride, 1)
+    if name == "avg_pool_3x3":
+        return nn.AvgPool2d(3, stride, 1, count_include_pad=False)
+    if name == "skip_connect":
+        return nn.Identity() if stride == 1 else FactorizedReduce(c, c, affine)
+    if name.startswith("sep_conv"):
+        k = int(name[-1])
+        return SepConv(c, c, k, stride, k // 2, affine)
+    if name.startswith("dil_conv"):
+        k = int(name[-1])
+        return DilConv(c, c, k, stride, k - 1, 2, affine)
+    raise ValueError(f"unknown DARTS primitive {name!r}")

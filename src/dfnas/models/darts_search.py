@@ -1,0 +1,131 @@
+"""The DARTS search network FedNAS trains: cells of 4 intermediate nodes, every one of
+the 14 edges a mixed op over the 8 primitives weighted by softmax(alpha). Normal and
+reduction cells have their own alphas (14 x 8 each), parameters of the network so they
+travel and are averaged with the weights. Reduction cells sit at 1/3 and 2/3 depth."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from dfnas.models.darts_ops import PRIMITIVES, FactorizedReduce, ReLUConvBN, make_op
+
+STEPS = 4  # intermediate nodes per cell
+MULTIPLIER = 4  # nodes concatenated into the cell output
+NUM_EDGES = sum(2 + i for i in range(STEPS))  # 14
+
+
+class MixedOp(nn.Module):
+    def __init__(self, c: int, stride: int) -> None:
+        super().__init__()
+        ops = []
+        for name in PRIMITIVES:
+            op = make_op(name, c, stride, affine=False)
+            if "pool" in name:  # DARTS: BN after pooling in the search network
+                op = nn.Sequential(op, nn.BatchNorm2d(c, affine=False))
+            ops.append(op)
+        self.ops = nn.ModuleList(ops)
+
+    def forward(self, x: Tensor, weights: Tensor) -> Tensor:
+        return sum(w * op(x) for w, op in zip(weights, self.ops, strict=True))
+
+
+class SearchCell(nn.Module):
+    def __init__(self, c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool):
+        super().__init__()
+        self.reduction = reduction
+        self.pre0 = (
+            FactorizedReduce(c_pp, c, affine=False)
+            if reduction_prev
+            else ReLUConvBN(c_pp, c, 1, 1, 0, affine=False)
+        )
+        self.pre1 = ReLUConvBN(c_p, c, 1, 1, 0, affine=False)
+        self.edges = nn.ModuleList(
+            MixedOp(c, 2 if reduction and j < 2 else 1) for i in range(STEPS) for j in range(2 + i)
+        )
+
+    def forward(self, s0: Tensor, s1: Tensor, weights: Tensor) -> Tensor:
+        states = [self.pre0(s0), self.pre1(s1)]
+        offset = 0
+        for _ in range(STEPS):
+            s = sum(self.edges[offset + j](h, weights[offset + j]) for j, h in enumerate(states))
+            offset += len(states)
+            states.append(s)
+        return torch.cat(states[-MULTIPLIER:], dim=1)
+
+
+def reduction_layers(layers: int) -> set[int]:
+    return {layers // 3, 2 * layers // 3}
+
+
+class DartsSearchNet(nn.Module):
+    def __init__(
+        self, in_shape: tuple[int, int, int], num_classes: int, C: int = 8, layers: int = 3
+    ) -> None:
+        super().__init__()
+        self.in_shape, self.num_classes, self.C, self.layers = in_shape, num_classes, C, layers
+        c_curr = 3 * C
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_shape[0], c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr)
+        )
+        c_pp, c_p, c_curr = c_curr, c_curr, C
+        cells, reduction_prev = [], False
+        for i in range(layers):
+            reduction = i in reduction_layers(layers)
+            if reduction:
+                c_curr *= 2
+            cells.append(SearchCell(c_pp, c_p, c_curr, reduction, reduction_prev))
+            reduction_prev = reduction
+            c_pp, c_p = c_p, MULTIPLIER * c_curr
+        self.cells = nn.ModuleList(cells)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c_p, num_classes)
+        # DARTS: alphas initialised at 1e-3 * N(0, 1)
+        self.alphas_normal = nn.Parameter(1e-3 * torch.randn(NUM_EDGES, len(PRIMITIVES)))
+        self.alphas_reduce = nn.Parameter(1e-3 * torch.randn(NUM_EDGES, len(PRIMITIVES)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        s0 = s1 = self.stem(x)
+        w_normal = F.softmax(self.alphas_normal, dim=-1)
+        w_reduce = F.softmax(self.alphas_reduce, dim=-1)
+        for cell in self.cells:
+            s0, s1 = s1, cell(s0, s1, w_reduce if cell.reduction else w_normal)
+        return self.classifier(self.pool(s1).flatten(1))
+
+    def alpha_device(self) -> torch.device:
+        return self.alphas_normal.device
+
+    def arch_parameters(self) -> list[nn.Parameter]:
+        return [self.alphas_normal, self.alphas_reduce]
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        return [p for n, p in self.named_parameters() if not n.startswith("alphas_")]
+
+
+def derive_genotype(alphas_normal: Tensor, alphas_reduce: Tensor) -> dict:
+    """DARTS's parse: per node, the two incoming edges with the strongest non-none op,
+    each with that op."""
+
+    def parse(alpha: Tensor) -> list[list]:
+        weights = F.softmax(alpha.detach().double(), dim=-1)
+        none = PRIMITIVES.index("none")
+        gene, start = [], 0
+        for i in range(STEPS):
+            end = start + 2 + i
+            w = weights[start:end].clone()
+            w[:, none] = -1  # never pick 'none'
+            best = w.max(dim=1)
+            edges = sorted(range(2 + i), key=lambda j: -float(best.values[j]))[:2]
+            for j in sorted(edges):
+                gene.append([PRIMITIVES[int(best.indices[j])], j])
+            start = end
+        return gene
+
+    concat = list(range(2, 2 + STEPS))
+    return {
+        "normal": parse(alphas_normal),
+        "normal_concat": concat,
+        "reduce": parse(alphas_reduce),
+        "reduce_concat": concat,
+    }

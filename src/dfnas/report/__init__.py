@@ -1,0 +1,1 @@
+"""Tables and figures from any runs that follow the result contract."""

@@ -1,0 +1,150 @@
+"""Read every run that follows the result contract into one table, and write the
+comparison as CSV, Markdown and LaTeX::
+
+    runs = load_runs(["results/digits/iid/dfnas/seed0/metrics.json", ...])
+    table = comparison(runs, reference="dfnas")
+
+A run is found by its metrics.json alone, so a baseline added as a standalone rule (even
+one that shells out to another tool) shows up here as soon as it writes the contract.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dfnas.errors import DfnasError
+from dfnas.io import atomic_path
+from dfnas.results import REQUIRED_METRICS
+
+# (column in the table, metrics key, scale, aggregation over seeds)
+COSTS = {
+    "train_TFLOPs": ("train_flops", 1e-12),
+    "comm_MB": ("comm_bytes", 1e-6),
+    "peak_mem_MB": ("peak_memory_bytes", 1e-6),
+    "wall_min": ("wall_seconds", 1 / 60),
+    "compute_h": ("compute_seconds", 1 / 3600),
+}
+
+
+def load_runs(paths: list[str | Path]) -> pd.DataFrame:
+    """One row per run; dataset, partition, method and seed come from the path
+    results/<dataset>/<partition>/<method>/seed<k>/metrics.json."""
+    rows = []
+    for path in map(Path, paths):
+        try:
+            m = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise DfnasError(f"{path}: not a readable metrics.json ({exc})") from None
+        missing = [k for k in REQUIRED_METRICS if k not in m]
+        if missing:
+            raise DfnasError(f"{path}: metrics.json lacks {', '.join(missing)} (result contract)")
+        seed_dir, method_dir = path.parent, path.parent.parent
+        row = {
+            "dataset": method_dir.parent.parent.name,
+            "partition": method_dir.parent.name,
+            "method": method_dir.name,
+            "seed": int(seed_dir.name.removeprefix("seed")),
+            "algorithm": m.get("algorithm", m["method"]),
+            "run_dir": str(seed_dir),
+            **{k: m[k] for k in REQUIRED_METRICS if k != "method"},
+        }
+        row["comm_bytes"] = m["bytes_down"] + m["bytes_up"]
+        # CPU hours on CPU, device hours on a GPU: the compute the clients consumed
+        on_gpu = str(m.get("device", "cpu")).startswith("cuda")
+        row["compute_seconds"] = (
+            m["client_seconds"] if on_gpu else m.get("client_cpu_seconds", m["client_seconds"])
+        )
+        row["device"] = m.get("device", "")
+        stages = m.get("stages", {})
+        row["search_train_flops"] = stages.get("search", {}).get("train_flops", 0)
+        rows.append(row)
+    if not rows:
+        raise DfnasError("no runs to collect: no metrics.json found")
+    return pd.DataFrame(rows)
+
+
+def comparison(runs: pd.DataFrame, reference: str | None = None) -> pd.DataFrame:
+    """Mean (and std over seeds) per dataset x partition x method, with every cost also
+    as a ratio to the reference method (DFNAS by default) of the same dataset and
+    partition."""
+    keys = ["dataset", "partition", "method"]
+    g = runs.groupby(keys, sort=True)
+    table = pd.DataFrame(
+        {
+            "algorithm": g["algorithm"].first(),
+            "seeds": g["seed"].nunique(),
+            "accuracy": g["accuracy"].mean(),
+            "accuracy_std": g["accuracy"].std(ddof=0),
+            "personalized": g["personalized_accuracy_mean"].mean(),
+            "personalized_std": g["personalized_accuracy_mean"].std(ddof=0),
+            "params": g["params"].mean(),
+            "MMACs": g["macs"].mean() / 1e6,
+            "rounds": g["rounds"].mean(),
+        }
+    )
+    for col, (key, scale) in COSTS.items():
+        table[col] = g[key].mean() * scale
+    table = table.reset_index()
+    ref = reference or _default_reference(runs)
+    for col in COSTS:
+        table[f"{col}_vs_ref"] = np.nan
+    if ref is not None:
+        for _, block in table.groupby(["dataset", "partition"]):
+            base = block[block["method"] == ref]
+            if base.empty:
+                continue
+            for col in COSTS:
+                denom = float(base[col].iloc[0])
+                ratio = block[col] / denom if denom else np.nan
+                table.loc[block.index, f"{col}_vs_ref"] = ratio
+    table.attrs["reference"] = ref
+    return table
+
+
+def _default_reference(runs: pd.DataFrame) -> str | None:
+    dfnas = sorted(runs.loc[runs["algorithm"] == "dfnas", "method"].unique())
+    return dfnas[0] if dfnas else None
+
+
+def _pm(mean: float, std: float, scale: float = 100.0) -> str:
+    return f"{mean * scale:.2f} ± {std * scale:.2f}"
+
+
+def pretty(table: pd.DataFrame) -> pd.DataFrame:
+    """The human-facing table: accuracy in % with std over seeds, costs with ratios."""
+    out = table[["dataset", "partition", "method", "seeds"]].copy()
+    out["accuracy %"] = [
+        _pm(m, s) for m, s in zip(table["accuracy"], table["accuracy_std"], strict=True)
+    ]
+    out["personalized %"] = [
+        _pm(m, s) for m, s in zip(table["personalized"], table["personalized_std"], strict=True)
+    ]
+    out["params"] = table["params"].map(lambda v: f"{v:,.0f}")
+    out["MMACs"] = table["MMACs"].map(lambda v: f"{v:.3f}")
+    for col in COSTS:
+        out[col] = [
+            f"{v:.4g}" + ("" if np.isnan(r) else f" ({r:.2f}x)")
+            for v, r in zip(table[col], table[f"{col}_vs_ref"], strict=True)
+        ]
+    return out
+
+
+def write_tables(table: pd.DataFrame, csv: Path, md: Path, tex: Path) -> None:
+    with atomic_path(csv) as tmp:
+        table.to_csv(tmp, index=False)
+    nice = pretty(table)
+    ref = table.attrs.get("reference")
+    note = (
+        f"\n\nCosts in parentheses: ratio to `{ref}` on the same dataset and partition. "
+        "compute_h is client CPU hours (GPU: device hours); comm_MB counts both directions.\n"
+        if ref
+        else "\n"
+    )
+    with atomic_path(md) as tmp:
+        Path(tmp).write_text(nice.to_markdown(index=False) + note)
+    with atomic_path(tex) as tmp:
+        Path(tmp).write_text(nice.to_latex(index=False, escape=True))

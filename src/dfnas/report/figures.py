@@ -1,0 +1,220 @@
+"""The paper's figures, from runs that follow the result contract (PNG and PDF each)::
+
+accuracy_curves(runs, "results/figures/accuracy_per_round")
+accuracy_vs_compute(table, "results/figures/accuracy_vs_compute")
+resource_bars(runs, "results/figures/resources")
+personalized_distribution(runs, "results/figures/personalized")
+architecture_evolution("…/dfnas/seed0/architecture.json", "results/figures/architecture/…")
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from dfnas.io import atomic_path  # noqa: E402
+
+sns.set_theme(style="whitegrid", context="paper")
+
+
+def save(fig: plt.Figure, stem: str | Path) -> list[Path]:
+    """Write ``stem``.png and ``stem``.pdf atomically."""
+    paths = []
+    for ext in ("png", "pdf"):
+        path = Path(f"{stem}.{ext}")
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight")
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def _history(run_dir: str) -> pd.DataFrame:
+    """A run's per-round history; a two-stage run's search rounds come first."""
+    parts, offset = [], 0
+    search = Path(run_dir) / "search" / "history.csv"
+    for path in (search, Path(run_dir) / "history.csv"):
+        if path.exists():
+            h = pd.read_csv(path)
+            h["round"] = h["round"] + offset + 1
+            offset = int(h["round"].max())
+            parts.append(h)
+    return pd.concat(parts, ignore_index=True)
+
+
+def accuracy_curves(runs: pd.DataFrame, stem: str | Path) -> list[Path]:
+    frames = []
+    for row in runs.itertuples():
+        h = _history(row.run_dir)
+        h = h[h["test_accuracy"].notna()]
+        frames.append(
+            pd.DataFrame(
+                {
+                    "round": h["round"],
+                    "accuracy": h["test_accuracy"],
+                    "method": row.method,
+                    "setting": f"{row.dataset} / {row.partition}",
+                    "seed": row.seed,
+                }
+            )
+        )
+    data = pd.concat(frames, ignore_index=True)
+    grid = sns.relplot(
+        data=data,
+        x="round",
+        y="accuracy",
+        hue="method",
+        col="setting",
+        kind="line",
+        errorbar="sd",
+        height=3,
+        aspect=1.2,
+        facet_kws={"sharey": False},
+    )
+    grid.set_axis_labels("round", "global test accuracy")
+    grid.set_titles("{col_name}")
+    return save(grid.figure, stem)
+
+
+def accuracy_vs_compute(table: pd.DataFrame, stem: str | Path) -> list[Path]:
+    settings = list(table.groupby(["dataset", "partition"]))
+    fig, axes = plt.subplots(1, len(settings), figsize=(4.2 * len(settings), 3.4), squeeze=False)
+    for ax, ((dataset, part), block) in zip(axes[0], settings, strict=True):
+        for row in block.itertuples():
+            ax.errorbar(row.train_TFLOPs, row.accuracy, yerr=row.accuracy_std, fmt="o", capsize=3)
+            ax.annotate(
+                row.method,
+                (row.train_TFLOPs, row.accuracy),
+                fontsize=7,
+                xytext=(4, 3),
+                textcoords="offset points",
+            )
+        ax.set_xscale("log")
+        ax.set_xlabel("total client training compute (TFLOPs, log)")
+        ax.set_ylabel("global test accuracy")
+        ax.set_title(f"{dataset} / {part}")
+    fig.tight_layout()
+    return save(fig, stem)
+
+
+def resource_bars(runs: pd.DataFrame, stem: str | Path) -> list[Path]:
+    """Training compute, communication and client time per method, log scale, search
+    stage stacked under the train stage."""
+    rows = []
+    for row in runs.itertuples():
+        stages = json.loads((Path(row.run_dir) / "metrics.json").read_text()).get("stages", {})
+        for stage, s in (stages or {"train": {}}).items():
+            rows.append(
+                {
+                    "method": row.method,
+                    "setting": f"{row.dataset} / {row.partition}",
+                    "stage": stage,
+                    "train TFLOPs": s.get("train_flops", row.train_flops) / 1e12,
+                    "communication MB": (
+                        s.get("bytes_down", row.bytes_down) + s.get("bytes_up", row.bytes_up)
+                    )
+                    / 1e6,
+                    "client seconds": s.get("client_seconds", row.client_seconds),
+                }
+            )
+    data = pd.DataFrame(rows).groupby(["setting", "method", "stage"]).mean().reset_index()
+    metrics = ["train TFLOPs", "communication MB", "client seconds"]
+    settings = sorted(data["setting"].unique())
+    fig, axes = plt.subplots(len(settings), 3, figsize=(13, 3.2 * len(settings)), squeeze=False)
+    colors = {"search": "#dd8452", "train": "#4c72b0"}
+    for r, setting in enumerate(settings):
+        block = data[data["setting"] == setting]
+        methods = sorted(block["method"].unique())
+        for c, metric in enumerate(metrics):
+            ax = axes[r, c]
+            bottom = np.zeros(len(methods))
+            for stage in ("search", "train"):
+                vals = [
+                    float(block[(block["method"] == m) & (block["stage"] == stage)][metric].sum())
+                    for m in methods
+                ]
+                ax.barh(methods, vals, left=bottom, color=colors[stage], label=stage)
+                bottom += np.array(vals)
+            ax.set_xscale("log")
+            ax.set_xlabel(f"{metric} (log)")
+            ax.set_title(setting if c == 0 else "")
+        axes[r, 0].legend(loc="lower right", fontsize=7)
+    fig.tight_layout()
+    return save(fig, stem)
+
+
+def personalized_distribution(runs: pd.DataFrame, stem: str | Path) -> list[Path]:
+    frames = []
+    for row in runs.itertuples():
+        path = Path(row.run_dir) / "personalized.csv"
+        if path.exists() and path.stat().st_size > 1:
+            p = pd.read_csv(path)
+            p["method"], p["setting"] = row.method, f"{row.dataset} / {row.partition}"
+            frames.append(p)
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    if frames:
+        data = pd.concat(frames, ignore_index=True)
+        sns.boxplot(
+            data=data, x="method", y="accuracy_personalized", hue="setting", ax=ax, fliersize=0
+        )
+        sns.stripplot(
+            data=data,
+            x="method",
+            y="accuracy_personalized",
+            hue="setting",
+            ax=ax,
+            dodge=True,
+            size=2.5,
+            color="black",
+            legend=False,
+        )
+        ax.tick_params(axis="x", rotation=30)
+    ax.set_ylabel("personalized accuracy per client")
+    fig.tight_layout()
+    return save(fig, stem)
+
+
+def architecture_evolution(arch_path: str | Path, stem: str | Path) -> list[Path]:
+    """DFNAS: each layer's op probabilities over the search rounds, and the derived child."""
+    arch = json.loads(Path(arch_path).read_text())
+    probs = np.array(arch["alpha_probs"])  # rounds x layers x ops
+    n_layers = probs.shape[1]
+    cols = min(4, n_layers)
+    rows = -(-n_layers // cols)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3 * cols, 2.2 * rows), squeeze=False, sharex=True, sharey=True
+    )
+    rounds = np.arange(1, probs.shape[0] + 1)
+    for layer in range(rows * cols):
+        ax = axes.flat[layer]
+        if layer >= n_layers:
+            ax.axis("off")
+            continue
+        for op_i, op in enumerate(arch["ops"]):
+            ax.plot(rounds, probs[:, layer, op_i], label=op)
+        chosen = arch["chosen"][layer]
+        spec = arch["layers"][layer]
+        ax.set_title(
+            f"layer {layer} ({spec['channels']}ch, s{spec['stride']}): {chosen}", fontsize=8
+        )
+    axes.flat[0].legend(fontsize=6)
+    fig.supxlabel("search round")
+    fig.supylabel("probability")
+    budgets = ", ".join(
+        f"{k} {v['child']:.4g} / {v['limit']:.4g}" for k, v in arch["budgets"].items()
+    )
+    fig.suptitle(
+        f"derived child: {arch['child_macs'] / 1e6:.3f} MMACs"
+        + (f"; budget {budgets}" if budgets else ""),
+        fontsize=9,
+    )
+    fig.tight_layout()
+    return save(fig, stem)
