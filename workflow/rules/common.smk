@@ -58,7 +58,7 @@ def partition_spec(wildcards):
 def run_spec(wildcards):
     """The run's config entry with the global training defaults merged in."""
     run = config["runs"][wildcards.run]
-    spec = {k: v for k, v in run.items() if k != "training"}
+    spec = {k: v for k, v in run.items() if k not in ("training", "train_stage")}
     spec["training"] = {**config["training"], **run.get("training", {})}
     if "latency_table" in spec.get("options", {}):
         table = latency_table(wildcards)

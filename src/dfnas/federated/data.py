@@ -65,7 +65,7 @@ class DeviceData:
         steps: int | None = None,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Shuffled minibatches over ``indices``: ``epochs`` passes (the last batch of a
-        pass may be short), or exactly ``steps`` full batches drawn from a stream of
+        pass may be short, and is dropped if it holds a single sample), or exactly ``steps`` full batches drawn from a stream of
         reshuffled passes when ``steps`` is set."""
         n = len(indices)
         if steps is None:
@@ -73,6 +73,8 @@ class DeviceData:
                 order = indices[torch.randperm(n, generator=gen).to(indices.device)]
                 for start in range(0, n, batch_size):
                     idx = order[start : start + batch_size]
+                    if len(idx) == 1 and n > 1:
+                        continue  # BatchNorm cannot train on one sample at 1x1 resolution
                     yield self.prepare(self.x_train[idx], gen), self.y_train[idx]
             return
         size = min(batch_size, n)

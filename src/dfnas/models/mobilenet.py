@@ -1,5 +1,5 @@
 """A small MobileNetV2 (Sandler et al. 2018) for 8-32 px inputs: inverted residual
-blocks, the stem at stride 1, and strides only while the feature map is larger than 1."""
+blocks, the stem at stride 1, and strides only while the feature map is larger than 2x2."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ class MobileNetV2(nn.Module):
         for t, c, n, s in SMALL_SETTING:
             cout = max(8, int(c * width))
             for i in range(n):
-                stride = s if i == 0 and size > 1 else 1
+                stride = s if i == 0 and size > 2 else 1
                 size = (size + stride - 1) // stride
                 layers.append(InvertedResidual(cin, cout, stride, t))
                 cin = cout

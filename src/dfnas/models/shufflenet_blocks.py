@@ -70,11 +70,12 @@ def layer_plan(
     in_size: int, stages: list[list[int]] | list[tuple[int, int]]
 ) -> list[tuple[int, int]]:
     """(out channels, stride) per choice layer: the first block of a stage downsamples
-    while the feature map is still larger than 1 pixel."""
+    while the feature map is larger than 2x2 (so 8x8 digits go 8-4-2-2, not down to
+    1x1, where a 3x3 depthwise kernel sees only padding); 32x32 goes 32-16-8-4."""
     plan, size = [], in_size
     for blocks, channels in stages:
         for i in range(blocks):
-            stride = 2 if i == 0 and size > 1 else 1
+            stride = 2 if i == 0 and size > 2 else 1
             size = (size + stride - 1) // stride
             plan.append((int(channels), stride))
     return plan
