@@ -2,6 +2,9 @@
 #   snakemake --cores all                                   # the default config (digits)
 #   snakemake --cores all --configfile config/cifar10_cpu.yaml
 #   snakemake --report report.html
+import glob
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -18,6 +21,14 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/methods.smk"
 include: "workflow/rules/report.smk"
+
+
+# Baselines of your own: every workflow/rules/baselines/*.smk is included. A rule there
+# writes the result contract under results/<dataset>/<partition>/<name>/seed<k>/ and the
+# name goes into the config's external_runs (see README, "Add a baseline").
+for _baseline in sorted(glob.glob(os.path.join(workflow.basedir, "workflow/rules/baselines/*.smk"))):
+
+    include: _baseline
 
 
 rule all:

@@ -47,6 +47,8 @@ def _history(run_dir: str) -> pd.DataFrame:
             h["round"] = h["round"] + offset + 1
             offset = int(h["round"].max())
             parts.append(h)
+    if not parts:  # an external run may write only metrics.json
+        return pd.DataFrame({"round": [], "test_accuracy": []})
     return pd.concat(parts, ignore_index=True)
 
 

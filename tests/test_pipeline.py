@@ -1,0 +1,95 @@
+"""The whole pipeline on a tiny config: tables, every figure, the report, and a baseline
+added the way the README documents it (its rule file is taken from the README itself)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO
+
+TINY = {
+    "datasets": {"digits": {}},
+    "partitions": {"iid": {"partitioner": "iid", "num_clients": 3}},
+    "seeds": [0],
+    "threads_per_run": 1,
+    "training": {"rounds": 2, "local_steps": 2, "batch_size": 16, "personalize_epochs": 1},
+    "devices": {"fast": {"latency_ms": 1.0e6}},
+    "external_runs": ["majority"],
+    "runs": {
+        "fedavg_cnn": {
+            "method": "fedavg",
+            "model": "cnn",
+            "model_args": {"width": 8, "hidden": 32},
+        },
+        "dfnas": {
+            "method": "dfnas",
+            "model_args": {"stem": 8, "stages": [[1, 16], [1, 32]], "last": 32},
+            "options": {"search_rounds": 1, "warmup_rounds": 0},
+            "devices": ["fast"],
+        },
+        "fednas": {
+            "method": "fednas",
+            "model_args": {"C": 2, "layers": 3},
+            "training": {"rounds": 1},
+            "train_stage": {"model_args": {"C": 4, "layers": 3}, "training": {"rounds": 1}},
+        },
+    },
+}
+
+
+def readme_baseline() -> tuple[str, str]:
+    """(path, text) of the worked baseline example in the README."""
+    text = (REPO / "README.md").read_text()
+    m = re.search(r"<!-- baseline-example: (\S+) -->\s*```[a-z]*\n(.*?)```", text, re.S)
+    assert m, "README lost its baseline example"
+    return m.group(1), m.group(2)
+
+
+@pytest.mark.slow
+def test_tiny_pipeline_end_to_end(tmp_path):
+    work = tmp_path / "repo"
+    work.mkdir()
+    shutil.copy(REPO / "Snakefile", work)
+    shutil.copytree(REPO / "workflow", work / "workflow")
+    shutil.copytree(REPO / "envs", work / "envs")
+    rel, rule = readme_baseline()
+    (work / rel).write_text(rule)
+    (work / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "tiny.yaml"]
+    run = subprocess.run(cmd, cwd=work, capture_output=True, text=True, env=env, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+
+    table = pd.read_csv(work / "results/tables/comparison.csv")
+    assert set(table["method"]) == {"fedavg_cnn", "dfnas-fast", "fednas", "majority"}
+    assert (work / "results/tables/comparison.md").read_text().count("| digits") == 4
+    assert (work / "results/tables/comparison.tex").exists()
+    dfnas = table[table["method"] == "dfnas-fast"].iloc[0]
+    assert dfnas["train_TFLOPs_vs_ref"] == pytest.approx(1.0)
+    for fig in ("accuracy_per_round", "accuracy_vs_compute", "resources", "personalized"):
+        for ext in ("png", "pdf"):
+            assert (work / f"results/figures/{fig}.{ext}").stat().st_size > 1000
+    assert (work / "results/figures/architecture/digits/iid/dfnas-fast/seed0.png").exists()
+    assert (work / "results/latency/digits/dfnas.json").exists()
+    assert (work / "results/partitions/digits/iid/seed42/heatmap.png").exists()
+
+    dry = subprocess.run([*cmd, "-n"], cwd=work, capture_output=True, text=True, env=env)
+    assert "Nothing to be done" in dry.stdout, dry.stdout[-2000:]
+    rep = subprocess.run(
+        [*cmd, "--report", "report.html"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert rep.returncode == 0, rep.stderr[-2000:]
+    assert (work / "report.html").stat().st_size > 10_000
