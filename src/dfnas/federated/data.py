@@ -65,8 +65,9 @@ class DeviceData:
         steps: int | None = None,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Shuffled minibatches over ``indices``: ``epochs`` passes (the last batch of a
-        pass may be short, and is dropped if it holds a single sample), or exactly ``steps`` full batches drawn from a stream of
-        reshuffled passes when ``steps`` is set."""
+        pass may be short, and is dropped if it holds a single sample), or exactly
+        ``steps`` full batches drawn from a stream of reshuffled passes when ``steps``
+        is set."""
         n = len(indices)
         if steps is None:
             for _ in range(epochs):

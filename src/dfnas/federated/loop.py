@@ -281,7 +281,7 @@ def _finish(
     accuracy, loss = evaluate(final, data, cfg.eval_batch_size)
     clock = Stopwatch(device)
     with clock:
-        rows = personalize(final, data, partition, cfg, seed)
+        rows = personalize(final, data, partition, cfg, seed) if method.personalizes else []
     metrics = {
         "accuracy": accuracy,
         "loss": loss,

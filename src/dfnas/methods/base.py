@@ -58,6 +58,9 @@ class FedMethod:
     # a two-stage method ("search", "train") gets two workflow rules, the search stage
     # handing its genotype to a FedAvg train stage (see workflow/rules/methods.smk)
     stages: ClassVar[tuple[str, ...]] = ("train",)
+    # whether the final model is a deliverable worth personalized evaluation (a search
+    # stage's supernet is not: its network is rebuilt and trained by the next stage)
+    personalizes: ClassVar[bool] = True
 
     def __init__(self, setup: MethodSetup) -> None:
         self.setup = setup

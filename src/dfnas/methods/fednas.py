@@ -50,6 +50,7 @@ class Fednas(FedMethod):
     Options = FednasOptions
     default_model = "darts_search"
     stages = ("search", "train")
+    personalizes = False
 
     def __init__(self, setup: MethodSetup) -> None:
         super().__init__(setup)
