@@ -3,6 +3,7 @@ added the way the README documents it (its rule file is taken from the README it
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -80,6 +81,12 @@ def test_tiny_pipeline_end_to_end(tmp_path):
     assert (work / "results/figures/architecture/digits/iid/dfnas-fast/seed0.png").exists()
     assert (work / "results/latency/digits/dfnas.json").exists()
     assert (work / "results/partitions/digits/iid/seed42/heatmap.png").exists()
+    # FedNAS's train stage trains exactly the searched genotype, and both stages are costed
+    fednas = work / "results/digits/iid/fednas/seed0"
+    searched = json.loads((fednas / "search/genotype.json").read_text())
+    assert json.loads((fednas / "model.json").read_text())["model_args"]["genotype"] == searched
+    metrics = json.loads((fednas / "metrics.json").read_text())
+    assert set(metrics["stages"]) == {"search", "train"} and metrics["rounds"] == 2
 
     dry = subprocess.run([*cmd, "-n"], cwd=work, capture_output=True, text=True, env=env)
     assert "Nothing to be done" in dry.stdout, dry.stdout[-2000:]

@@ -77,6 +77,8 @@ def run(args: argparse.Namespace) -> None:
         name=args.name,
         device=args.device,
         threads=args.threads,
+        genotype=args.genotype,
+        prior_stage=args.prior_stage,
     )
     print(
         f"{m['method']}: accuracy {m['accuracy']:.4f}, {m['train_flops'] / 1e12:.3f} TFLOPs, "
