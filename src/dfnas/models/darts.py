@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from dfnas.models.darts_ops import FactorizedReduce, ReLUConvBN, make_op
-from dfnas.models.darts_search import reduction_layers
+from dfnas.models.darts_search import cell_plan, darts_stem
 from dfnas.models.registry import MODELS
 
 
@@ -67,20 +67,11 @@ class DartsNet(nn.Module):
     ) -> None:
         super().__init__()
         self.drop_path_max, self.drop_prob = drop_path, 0.0
-        c_curr = 3 * C
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_shape[0], c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr)
-        )
-        c_pp, c_p, c_curr = c_curr, c_curr, C
-        cells, reduction_prev = [], False
-        for i in range(layers):
-            reduction = i in reduction_layers(layers)
-            if reduction:
-                c_curr *= 2
-            cell = EvalCell(genotype, c_pp, c_p, c_curr, reduction, reduction_prev)
-            cells.append(cell)
-            reduction_prev = reduction
-            c_pp, c_p = c_p, cell.multiplier * c_curr
+        self.stem = darts_stem(in_shape[0], C)
+        multiplier = len(genotype["normal_concat"])
+        plans = list(cell_plan(C, layers, multiplier))
+        cells = [EvalCell(genotype, *plan) for plan in plans]
+        c_p = multiplier * plans[-1][2]
         self.cells = nn.ModuleList(cells)
         self.classifier = nn.Linear(c_p, num_classes)
 

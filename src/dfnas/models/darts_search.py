@@ -59,25 +59,35 @@ def reduction_layers(layers: int) -> set[int]:
     return {layers // 3, 2 * layers // 3}
 
 
+def darts_stem(in_channels: int, C: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 3 * C, 3, padding=1, bias=False), nn.BatchNorm2d(3 * C)
+    )
+
+
+def cell_plan(C: int, layers: int, multiplier: int = MULTIPLIER):
+    """(C_prev_prev, C_prev, C_cell, reduction, reduction_prev) per cell, as DARTS stacks
+    them: channels double at each reduction cell, a cell outputs multiplier x C_cell."""
+    c_pp, c_p, c_curr, reduction_prev = 3 * C, 3 * C, C, False
+    for i in range(layers):
+        reduction = i in reduction_layers(layers)
+        if reduction:
+            c_curr *= 2
+        yield c_pp, c_p, c_curr, reduction, reduction_prev
+        reduction_prev = reduction
+        c_pp, c_p = c_p, multiplier * c_curr
+
+
 class DartsSearchNet(nn.Module):
     def __init__(
         self, in_shape: tuple[int, int, int], num_classes: int, C: int = 8, layers: int = 3
     ) -> None:
         super().__init__()
         self.in_shape, self.num_classes, self.C, self.layers = in_shape, num_classes, C, layers
-        c_curr = 3 * C
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_shape[0], c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr)
-        )
-        c_pp, c_p, c_curr = c_curr, c_curr, C
-        cells, reduction_prev = [], False
-        for i in range(layers):
-            reduction = i in reduction_layers(layers)
-            if reduction:
-                c_curr *= 2
-            cells.append(SearchCell(c_pp, c_p, c_curr, reduction, reduction_prev))
-            reduction_prev = reduction
-            c_pp, c_p = c_p, MULTIPLIER * c_curr
+        self.stem = darts_stem(in_shape[0], C)
+        plans = list(cell_plan(C, layers))
+        cells = [SearchCell(*plan) for plan in plans]
+        c_p = MULTIPLIER * plans[-1][2]
         self.cells = nn.ModuleList(cells)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_p, num_classes)

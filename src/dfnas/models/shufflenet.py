@@ -12,7 +12,14 @@ import random
 from torch import Tensor, nn
 
 from dfnas.models.registry import MODELS
-from dfnas.models.shufflenet_blocks import OPS, ShuffleBlock, check_channels, layer_plan
+from dfnas.models.shufflenet_blocks import (
+    OPS,
+    ShuffleBlock,
+    check_channels,
+    layer_plan,
+    make_head,
+    make_stem,
+)
 
 # CPU-sized default space: 8 choice layers, 3 stages (the ImageNet space has 20 layers of
 # 64-640 channels); a stride-2 block must widen, so stages grow from the 16-channel stem
@@ -35,23 +42,13 @@ class ShuffleNetV2(nn.Module):
         if len(ops) != len(plan):
             raise ValueError(f"{len(ops)} ops given for {len(plan)} choice layers")
         self.ops = list(ops)
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_shape[0], stem, 3, 1, 1, bias=False),
-            nn.BatchNorm2d(stem),
-            nn.ReLU(inplace=True),
-        )
+        self.stem = make_stem(in_shape[0], stem)
         blocks, cin = [], stem
         for op, (cout, stride) in zip(ops, plan, strict=True):
             blocks.append(ShuffleBlock(op, cin, cout, stride))
             cin = cout
         self.blocks = nn.Sequential(*blocks)
-        self.head = nn.Sequential(
-            nn.Conv2d(cin, last, 1, bias=False),
-            nn.BatchNorm2d(last),
-            nn.ReLU(inplace=True),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-        )
+        self.head = make_head(cin, last)
         self.classifier = nn.Linear(last, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:

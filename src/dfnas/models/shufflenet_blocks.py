@@ -87,3 +87,23 @@ def check_channels(stem: int, stages: list) -> None:
             raise ValueError(f"stage ({blocks}, {channels}): channels must be even, blocks >= 1")
     if stem % 2:
         raise ValueError(f"stem channels must be even, got {stem}")
+
+
+def make_stem(in_channels: int, stem: int) -> nn.Sequential:
+    """3x3 conv at stride 1: small inputs keep their resolution for the stages."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, stem, 3, 1, 1, bias=False),
+        nn.BatchNorm2d(stem),
+        nn.ReLU(inplace=True),
+    )
+
+
+def make_head(cin: int, last: int) -> nn.Sequential:
+    """1x1 conv to ``last`` channels, then global average pooling."""
+    return nn.Sequential(
+        nn.Conv2d(cin, last, 1, bias=False),
+        nn.BatchNorm2d(last),
+        nn.ReLU(inplace=True),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+    )

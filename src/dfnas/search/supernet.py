@@ -14,7 +14,14 @@ from torch import Tensor, nn
 
 from dfnas.cost.flops import forward_flops, train_flops
 from dfnas.models.shufflenet import DEFAULT_STAGES, ShuffleNetV2
-from dfnas.models.shufflenet_blocks import OPS, ShuffleBlock, check_channels, layer_plan
+from dfnas.models.shufflenet_blocks import (
+    OPS,
+    ShuffleBlock,
+    check_channels,
+    layer_plan,
+    make_head,
+    make_stem,
+)
 
 
 class ChoiceLayer(nn.Module):
@@ -44,23 +51,13 @@ class ShuffleSupernet(nn.Module):
         self.in_shape, self.num_classes = tuple(in_shape), num_classes
         check_channels(stem, self.stages)
         self.plan = layer_plan(in_shape[1], self.stages)
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_shape[0], stem, 3, 1, 1, bias=False),
-            nn.BatchNorm2d(stem),
-            nn.ReLU(inplace=True),
-        )
+        self.stem = make_stem(in_shape[0], stem)
         layers, cin = [], stem
         for cout, stride in self.plan:
             layers.append(ChoiceLayer(cin, cout, stride))
             cin = cout
         self.layers = nn.ModuleList(layers)
-        self.head = nn.Sequential(
-            nn.Conv2d(cin, last, 1, bias=False),
-            nn.BatchNorm2d(last),
-            nn.ReLU(inplace=True),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-        )
+        self.head = make_head(cin, last)
         self.classifier = nn.Linear(last, num_classes)
         # uniform start: every op equally likely (DSNAS initialises alpha at zero too)
         self.alpha = nn.Parameter(torch.zeros(len(self.plan), len(OPS)))
