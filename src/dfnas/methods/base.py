@@ -50,6 +50,14 @@ class NoOptions:
     pass
 
 
+@dataclass
+class SearchOptimizers:
+    """A search method's client optimizers: one for the weights, one for alpha."""
+
+    weights: torch.optim.Optimizer
+    alpha: torch.optim.Optimizer
+
+
 class FedMethod:
     """FedAvg's behaviour; subclasses override hooks and declare an ``Options`` dataclass."""
 

@@ -32,7 +32,7 @@ from dfnas.errors import ConfigError
 from dfnas.federated.bn import ServerContext
 from dfnas.federated.config import StepContext
 from dfnas.io import read_json
-from dfnas.methods.base import FedMethod, MethodSetup
+from dfnas.methods.base import FedMethod, MethodSetup, SearchOptimizers
 from dfnas.methods.registry import METHODS
 from dfnas.models import model_spec
 from dfnas.models.shufflenet import ShuffleNetV2
@@ -55,12 +55,6 @@ class DfnasOptions:
     cost_coef: float = 1.0
     client_state: str = "none"  # "none" or "optimizer"
     device_type: str | None = None  # the device type this search targets (recorded)
-
-
-@dataclass
-class _Optimizers:
-    weights: torch.optim.Optimizer
-    alpha: torch.optim.Optimizer
 
 
 @METHODS.register("dfnas")
@@ -135,7 +129,7 @@ class Dfnas(FedMethod):
         if not isinstance(model, ShuffleSupernet):
             return super().make_optimizer(model, lr, ctx)
         cfg, o = self.train_cfg, self.options
-        opts = _Optimizers(
+        opts = SearchOptimizers(
             torch.optim.SGD(
                 model.weight_parameters(),
                 lr=lr,
@@ -175,7 +169,7 @@ class Dfnas(FedMethod):
         return loss
 
     def end_client(self, model: nn.Module, optimizer: Any, ctx: StepContext) -> None:
-        if isinstance(optimizer, _Optimizers) and self.options.client_state == "optimizer":
+        if isinstance(optimizer, SearchOptimizers) and self.options.client_state == "optimizer":
             ctx.store["weights"] = optimizer.weights.state_dict()
             ctx.store["alpha"] = optimizer.alpha.state_dict()
 

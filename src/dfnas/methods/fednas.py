@@ -23,7 +23,7 @@ from dfnas.cost.flops import flop_counter
 from dfnas.errors import ConfigError
 from dfnas.federated.bn import ServerContext
 from dfnas.federated.config import StepContext
-from dfnas.methods.base import FedMethod, MethodSetup
+from dfnas.methods.base import FedMethod, MethodSetup, SearchOptimizers
 from dfnas.methods.registry import METHODS
 from dfnas.models.darts_search import derive_genotype
 from dfnas.search.milenas import milenas_step
@@ -37,12 +37,6 @@ class FednasOptions:
     alpha_betas: tuple[float, float] | list[float] = (0.5, 0.999)
     alpha_weight_decay: float = 1e-3
     grad_clip: float = 5.0
-
-
-@dataclass
-class _Optimizers:
-    weights: torch.optim.Optimizer
-    alpha: torch.optim.Optimizer
 
 
 @METHODS.register("fednas")
@@ -66,7 +60,7 @@ class Fednas(FedMethod):
 
     def make_optimizer(self, model: nn.Module, lr: float, ctx: StepContext) -> Any:
         cfg, o = self.train_cfg, self.options
-        return _Optimizers(
+        return SearchOptimizers(
             torch.optim.SGD(
                 model.weight_parameters(),
                 lr=lr,

@@ -20,7 +20,7 @@ from dfnas.errors import DfnasError
 from dfnas.io import atomic_path
 from dfnas.results import REQUIRED_METRICS
 
-# (column in the table, metrics key, scale, aggregation over seeds)
+# column in the table -> (key of a collected run, scale); every column is a mean over seeds
 COSTS = {
     "train_TFLOPs": ("train_flops", 1e-12),
     "comm_MB": ("comm_bytes", 1e-6),
