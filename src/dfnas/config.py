@@ -119,5 +119,6 @@ def check_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
     from dfnas.config_checks import check_semantics  # heavy imports only once the schema passed
 
     filled = expand_device_runs(validate_schema(config, load_schema(schema_path)))
+    filled = {k: v for k, v in filled.items() if not k.startswith("x-")}  # anchors only
     check_semantics(filled)
     return filled

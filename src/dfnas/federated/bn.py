@@ -2,30 +2,82 @@
 
 A network whose architecture just changed (DFNAS's child, cut out of the supernet) carries
 running statistics accumulated over other paths. DSNAS resets and re-estimates them; here
-each client computes them on its local data (forward passes only, cumulative average) and
-the server takes the sample-weighted mean. The forward FLOPs and the bytes of the BN
-buffers exchanged are added to the round's costs.
+each client runs forward passes over (at most ``max_batches`` of) its local train data and
+returns, per BN layer, the count, sum and sum of squares of the layer's input per channel.
+The server adds them up, so the statistics are those of the union of the clients' data::
+
+    mean = sum_k S1_k / N,   var = sum_k S2_k / N - mean^2   (unbiased: * N / (N - 1))
+
+Averaging the clients' running variances instead would drop the spread of their means,
+which on non-IID clients underestimates the variance. The forward FLOPs and the bytes of
+the moments are added to the round's costs when the work is part of the method (the
+child's derivation), not when it only serves a measurement (a search round's accuracy).
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from itertools import islice
 
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from dfnas.cost import forward_flops, tensor_bytes
-from dfnas.federated.aggregation import StreamingMean
 from dfnas.federated.data import DeviceData
 
 
-def bn_buffers(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {
-        k: v
-        for k, v in model.state_dict().items()
-        if k.endswith(("running_mean", "running_var", "num_batches_tracked"))
-    }
+@torch.no_grad()
+def bn_moments(model: nn.Module, batches) -> dict[str, torch.Tensor]:
+    """Per BN layer ``name``: ``name.count`` (values per channel), ``name.sum`` and
+    ``name.sumsq`` (per channel, float64) of the layer's input over ``batches``, in train
+    mode (each layer normalizes with its batch's statistics, as a calibration pass does)."""
+    moments: dict[str, torch.Tensor] = {}
+    handles = []
+
+    def hook(name: str):
+        def record(_module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+            x = inputs[0].double()
+            dims = [0, *range(2, x.dim())]
+            add = {
+                f"{name}.count": torch.tensor(float(x.numel() // x.shape[1]), dtype=x.dtype),
+                f"{name}.sum": x.sum(dims),
+                f"{name}.sumsq": x.square().sum(dims),
+            }
+            for key, value in add.items():
+                moments[key] = moments[key] + value if key in moments else value
+
+        return record
+
+    for name, module in model.named_modules():
+        if isinstance(module, _BatchNorm):
+            handles.append(module.register_forward_pre_hook(hook(name)))
+    was_training = model.training
+    model.train()
+    try:
+        for x in batches:
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return moments
+
+
+@torch.no_grad()
+def set_bn_statistics(model: nn.Module, moments: dict[str, torch.Tensor]) -> None:
+    """Running statistics of every BN layer from summed moments (see module doc)."""
+    for name, module in model.named_modules():
+        if not isinstance(module, _BatchNorm) or f"{name}.count" not in moments:
+            continue
+        n = moments[f"{name}.count"]
+        mean = moments[f"{name}.sum"] / n
+        var = (moments[f"{name}.sumsq"] / n - mean.square()).clamp_min(0)
+        var = var * n / (n - 1).clamp_min(1)  # unbiased, as BatchNorm keeps it
+        module.running_mean.copy_(mean)
+        module.running_var.copy_(var)
+        module.num_batches_tracked.zero_()
 
 
 @dataclass
@@ -39,26 +91,31 @@ class ServerContext:
     batch_size: int
 
     @torch.no_grad()
-    def recalibrate_bn(self, model: nn.Module, in_shape: tuple[int, int, int]) -> None:
-        """Reset BN statistics and re-estimate them federatedly over this round's clients
-        (one pass over each client's local train data)."""
+    def recalibrate_bn(
+        self,
+        model: nn.Module,
+        in_shape: tuple[int, int, int],
+        max_batches: int | None = None,
+        account: bool = True,
+    ) -> None:
+        """Reset BN statistics to those of this round's clients' train data (at most
+        ``max_batches`` batches each), pooled exactly; ``account`` adds the work to the
+        round's costs."""
         if not self.clients:
             return
-        agg = StreamingMean()
-        per_sample = forward_flops(model, in_shape)
+        per_sample = forward_flops(model, in_shape) if account else 0
+        local = copy.deepcopy(model)
         gen = torch.Generator().manual_seed(0)
+        total: dict[str, torch.Tensor] = {}
         for k in self.clients:
-            local = copy.deepcopy(model).train()
-            for m in local.modules():
-                if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                    m.reset_running_stats()
-                    m.momentum = None  # cumulative average over the pass
-            for x, _ in self.data.batches(self.train_idx[k], self.batch_size, gen, epochs=1):
-                local(x)
-                self.row["train_flops"] += per_sample * len(x)
-            buffers = bn_buffers(local)
-            agg.add(buffers, len(self.train_idx[k]))
-            self.row["bytes_up"] += tensor_bytes(buffers)
-        # clients need the new network's aggregated weights before they can run it
-        self.row["bytes_down"] += tensor_bytes(model.state_dict()) * len(self.clients)
-        model.load_state_dict(agg.result(like=model.state_dict()), strict=False)
+            batches = self.data.batches(self.train_idx[k], self.batch_size, gen, epochs=1)
+            taken = [x for x, _ in islice(batches, max_batches)]
+            moments = bn_moments(local, taken)
+            for key, value in moments.items():
+                total[key] = total[key] + value if key in total else value
+            if account:
+                self.row["train_flops"] += per_sample * sum(len(x) for x in taken)
+                self.row["bytes_up"] += tensor_bytes(moments)
+        if account:  # clients need the new network's weights before they can run it
+            self.row["bytes_down"] += tensor_bytes(model.state_dict()) * len(self.clients)
+        set_bn_statistics(model, total)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import torch
@@ -28,6 +28,21 @@ class StepContext:
     store: dict = field(default_factory=dict)
     # endless batches from the client's local validation split, when a method asks for one
     val: Iterator[tuple[torch.Tensor, torch.Tensor]] | None = None
+
+
+@dataclass(frozen=True)
+class LocalWork:
+    """What one round asks of every client it samples: the learning rate, and how much
+    local work at what batch size (``local_steps`` full batches, or else whole epochs)."""
+
+    lr: float
+    batch_size: int
+    local_epochs: int
+    local_steps: int | None
+
+
+# the TrainConfig keys a phase of a method (DFNAS's search, its child) may set for itself
+LOCAL_WORK_KEYS = ("local_epochs", "local_steps", "batch_size", "lr", "lr_min")
 
 
 @dataclass(frozen=True)
@@ -80,6 +95,18 @@ class TrainConfig:
             raise ConfigError("training.augment: expected 'auto', 'none' or 'flip_crop'")
         if not 0 <= self.dropout < 1:
             raise ConfigError("training.dropout: expected a probability in [0, 1)")
+        if self.local_steps is not None and not (
+            isinstance(self.local_steps, int) and self.local_steps >= 1
+        ):
+            raise ConfigError("training.local_steps: expected an integer >= 1 or null")
+        if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
+            raise ConfigError("training.batch_size: expected an integer >= 1")
+        if not (isinstance(self.local_epochs, int) and self.local_epochs >= 0):
+            raise ConfigError("training.local_epochs: expected an integer >= 0")
+        if self.local_steps is None and self.local_epochs == 0:
+            raise ConfigError("training.local_epochs: 0 local epochs and no local_steps")
+        if not (isinstance(self.lr, int | float) and self.lr >= 0 and self.lr_min >= 0):
+            raise ConfigError("training.lr: expected lr >= 0 and lr_min >= 0")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,8 +116,28 @@ class TrainConfig:
         reached after the last round, so no round trains at lr_min itself."""
         if self.lr_schedule == "constant":
             return self.lr
-        t = round_ / self.rounds
-        return self.lr_min + 0.5 * (self.lr - self.lr_min) * (1 + math.cos(math.pi * t))
+        return cosine(self.lr, self.lr_min, round_ / self.rounds)
+
+    def local_work(self, round_: int, lr: float | None = None) -> LocalWork:
+        """Round ``round_``'s local work; ``lr`` overrides the schedule's rate."""
+        rate = self.lr_at(round_) if lr is None else lr
+        return LocalWork(rate, self.batch_size, self.local_epochs, self.local_steps)
+
+    def phase(self, overrides: dict[str, Any], where: str) -> TrainConfig:
+        """This config with a phase's own local work (keys of ``LOCAL_WORK_KEYS``);
+        ``where`` names the config entry in errors."""
+        unknown = sorted(set(overrides) - set(LOCAL_WORK_KEYS))
+        if unknown:
+            raise ConfigError(
+                f"{where}.{unknown[0]}: not a per-phase setting "
+                f"(known: {', '.join(LOCAL_WORK_KEYS)})"
+            )
+        try:
+            cfg = replace(self, **overrides)
+        except TypeError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        cfg.check()
+        return cfg
 
     def per_round(self, num_clients: int) -> int:
         if self.client_fraction is not None:
@@ -98,3 +145,8 @@ class TrainConfig:
         if self.clients_per_round == "all":
             return num_clients
         return min(int(self.clients_per_round), num_clients)
+
+
+def cosine(start: float, end: float, t: float) -> float:
+    """Half a cosine from ``start`` (t = 0) to ``end`` (t = 1)."""
+    return end + 0.5 * (start - end) * (1 + math.cos(math.pi * t))

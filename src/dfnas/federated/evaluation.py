@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -18,17 +16,11 @@ def evaluate(
     batch_size: int,
     x: torch.Tensor | None = None,
     y: torch.Tensor | None = None,
-    batch_stats: bool = False,
 ) -> tuple[float, float]:
-    """(accuracy in 0-1, mean loss) on the global test set, or on (x, y) if given.
-
-    ``batch_stats`` normalizes with each test batch's own BN statistics (on a copy, so
-    the running statistics stay untouched): the fair reading of a supernet path whose
-    running statistics were pooled over other paths."""
-    if batch_stats:
-        model = copy.deepcopy(model)
+    """(accuracy in 0-1, mean loss) on the global test set, or on (x, y) if given, in eval
+    mode: BN layers use their running statistics, never the test batch's."""
     was_training = model.training
-    model.train(batch_stats)
+    model.eval()
     correct, loss, n = 0, 0.0, 0
     for xb, yb in data.test_batches(batch_size, x, y):
         out = model(xb)

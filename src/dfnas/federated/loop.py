@@ -123,7 +123,7 @@ def run_federated(
     for r in range(start, cfg.rounds):
         round_clock = Stopwatch(device)
         with round_clock:
-            row, model, worker = _run_round(
+            row, model, worker, server = _run_round(
                 method,
                 model,
                 worker,
@@ -137,9 +137,9 @@ def run_federated(
                 client_store,
             )
             if (r + 1) % cfg.eval_every == 0 or r == cfg.rounds - 1:
-                row["test_accuracy"], row["test_loss"] = evaluate(
-                    model, data, cfg.eval_batch_size, batch_stats=method.eval_batch_stats(model)
-                )
+                # measured outside the round's clock: evaluation is not the clients' work
+                target = method.evaluation_model(model, server)
+                row["test_accuracy"], row["test_loss"] = evaluate(target, data, cfg.eval_batch_size)
         row["round_seconds"] = round_clock.wall
         row["peak_memory_bytes"] = peak_memory_bytes(device)
         for key in COST_KEYS:
@@ -183,9 +183,10 @@ def _run_round(
     r: int,
     device: torch.device,
     client_store: dict[int, dict],
-) -> tuple[dict, nn.Module, nn.Module]:
+) -> tuple[dict, nn.Module, nn.Module, ServerContext]:
     cfg = method.train_cfg
-    lr = cfg.lr_at(r)
+    work = method.local_work(r)
+    lr = work.lr
     sampled = sample_clients(len(train_idx), per_round, seed, r)
     replied = surviving_clients(sampled, cfg.dropout, seed, r)
     down = method.payload(model)
@@ -211,10 +212,10 @@ def _run_round(
                 round=r, client=k, generator=gen, store=client_store.setdefault(k, {})
             )
             if val_idx is not None:
-                ctx.val = data.batches(val_idx[k], cfg.batch_size, gen, epochs=0, steps=10**9)
+                ctx.val = data.batches(val_idx[k], work.batch_size, gen, epochs=0, steps=10**9)
             opt = method.make_optimizer(worker, lr, ctx)
             for x, y in data.batches(
-                train_idx[k], cfg.batch_size, ctx.generator, cfg.local_epochs, cfg.local_steps
+                train_idx[k], work.batch_size, ctx.generator, work.local_epochs, work.local_steps
             ):
                 loss = method.train_step(worker, x, y, opt, ctx)
                 row["train_flops"] += method.step_flops(worker, len(y))
@@ -233,12 +234,12 @@ def _run_round(
         if not set(new_state) <= set(global_state):
             raise RuntimeError("payload holds keys the server model does not have")
         model.load_state_dict(new_state, strict=False)
-    server = ServerContext(data, train_idx, replied, row, cfg.batch_size)
+    server = ServerContext(data, train_idx, replied, row, work.batch_size)
     new_model = method.end_round(model, r, server)
     if new_model is not model:
         model = _place(new_model, device, _is_channels_last(model))
         worker = copy.deepcopy(model)
-    return row, model, worker
+    return row, model, worker, server
 
 
 def _split_validation(

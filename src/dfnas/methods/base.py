@@ -6,6 +6,7 @@ and how replies are combined. FedAvg is this base class unchanged; DFNAS overrid
 step and the end of a round. Hooks, in the order the loop calls them::
 
     build_model()                      the server's current network
+    local_work(round)                  learning rate, batch size and local epochs / steps
     make_optimizer(model, lr, ctx)     a client's optimizer(s) for one round
     train_step(model, x, y, opt, ctx)  one local step; returns the loss
     step_flops(model, batch_size)      training FLOPs of the step just taken
@@ -13,6 +14,7 @@ step and the end of a round. Hooks, in the order the loop calls them::
     payload(model)                     tensors a client receives and sends back
     aggregator()                       how replies are combined (weighted mean)
     end_round(model, round, server)    server-side work after aggregation
+    evaluation_model(model, server)    the network the round's test accuracy is of
     final_model(model)                 the deployable network and its model.json spec
 """
 
@@ -29,7 +31,7 @@ from dfnas.cost import train_flops
 from dfnas.errors import ConfigError
 from dfnas.federated.aggregation import StreamingMean
 from dfnas.federated.bn import ServerContext
-from dfnas.federated.config import StepContext, TrainConfig
+from dfnas.federated.config import LocalWork, StepContext, TrainConfig
 from dfnas.models import build_model, model_spec
 
 
@@ -86,6 +88,11 @@ class FedMethod:
         return model_spec(s.model, s.in_shape, s.num_classes, **s.model_args)
 
     # -- a client's round -----------------------------------------------------------
+    def local_work(self, round_: int) -> LocalWork:
+        """What round ``round_`` asks of each client; a method with phases (DFNAS's search
+        and child) gives each phase its own."""
+        return self.train_cfg.local_work(round_)
+
     def make_optimizer(self, model: nn.Module, lr: float, ctx: StepContext) -> Any:
         """The client's optimizer(s) for one round; whatever is returned is handed to
         ``train_step``. ``ctx.store`` holds what this client kept from earlier rounds."""
@@ -142,9 +149,11 @@ class FedMethod:
         a step then draws validation batches from ``ctx.val``."""
         return 0.0
 
-    def eval_batch_stats(self, model: nn.Module) -> bool:
-        """Whether per-round evaluation should use test-batch BN statistics."""
-        return False
+    def evaluation_model(self, model: nn.Module, server: ServerContext) -> nn.Module:
+        """The network whose test accuracy a round reports (DFNAS: during the search, the
+        argmax path with its own BN statistics). Work done here is measurement, not
+        training, and is not counted in the costs."""
+        return model
 
     def stage_of(self, round_: int) -> str:
         """Which stage a round belongs to, for per-stage cost totals (search / train)."""
@@ -166,6 +175,17 @@ class FedMethod:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         pass
+
+
+def decay_groups(params: list[tuple[str, nn.Parameter]], weight_decay: float) -> list[dict]:
+    """SGD parameter groups with no weight decay on BatchNorm parameters and biases (the
+    1-d tensors), as DSNAS trains: decaying a BN scale only fights the normalization."""
+    decay = [p for _, p in params if p.dim() > 1]
+    no_decay = [p for _, p in params if p.dim() <= 1]
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
 
 
 def parse_options(options_cls: type, values: dict[str, Any]) -> Any:

@@ -4,15 +4,28 @@ Rounds [0, search_rounds) search: every sampled client runs DSNAS steps on the s
 (``dfnas.search.dsnas``), one sampled path per step, updating weights (SGD) and alpha
 (Adam) from one loss; the server averages weights, BN buffers and alpha. Alpha stays put
 for the first ``warmup_rounds``. A layer whose top-1 probability leads its top-2 by
-``fix_threshold`` is fixed: it stops sampling, and its other ops stop travelling.
+``fix_threshold`` is fixed: it stops sampling, its alpha row is frozen (restored after
+every step, as DSNAS restores it every epoch), and its other ops stop travelling.
 
 At the end of round search_rounds - 1 the child is derived (argmax, repaired to fit any
 device budget), keeps its inherited weights, has its BN statistics re-estimated by the
-clients, and trains on with FedAvg for the remaining rounds. Nothing is trained from
-scratch, and the total budget is the same number of rounds every other method gets.
+clients (``federated.bn``), and trains on with FedAvg for the remaining rounds. Nothing is
+trained from scratch, and the total budget is the same number of rounds every other
+method gets.
 
-Accuracy reported for search rounds is the argmax path of the supernet evaluated with
-test-batch BN statistics; from the child on, it is the child with its own statistics.
+Each phase has its own local work (``search`` and ``child``: local epochs or steps, batch
+size, learning rate; the run's ``training`` otherwise): a supernet that samples a new path
+every step needs many more steps than one network before it leaves chance. The child's
+learning rate follows DSNAS's child recipe (``child_schedule: restart``): a fresh cosine
+over the child's rounds, starting from the rate the search had reached; ``continue`` keeps
+the tail of the run's one cosine. Weights decay as in DSNAS: not on BN parameters and
+biases.
+
+A search round's accuracy is that of the current argmax child with BN statistics
+re-estimated on the round's clients (measurement only, not counted in the costs); its
+history row also holds alpha's mean entropy and largest probability
+(``dfnas.search.health``), and the run's metrics say when the search ended near chance or
+with a uniform alpha.
 
 Client state between rounds (``client_state``): ``none`` (default) gives every client
 fresh optimizers each round, as FedAvg does; ``optimizer`` keeps each client's SGD
@@ -21,7 +34,7 @@ momentum and Adam moments across the rounds it is sampled in (stale in between).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -30,15 +43,16 @@ from torch import nn
 
 from dfnas.errors import ConfigError
 from dfnas.federated.bn import ServerContext
-from dfnas.federated.config import StepContext
+from dfnas.federated.config import LocalWork, StepContext, cosine
 from dfnas.io import read_json
-from dfnas.methods.base import FedMethod, MethodSetup, SearchOptimizers
+from dfnas.methods.base import FedMethod, MethodSetup, SearchOptimizers, decay_groups
 from dfnas.methods.registry import METHODS
 from dfnas.models import model_spec
 from dfnas.models.shufflenet import ShuffleNetV2
 from dfnas.models.shufflenet_blocks import OPS
 from dfnas.search.derive import Budget, derive_path
 from dfnas.search.dsnas import budget_gradient, dsnas_step, sample_path, score_gradient
+from dfnas.search.health import alpha_summary, search_warnings
 from dfnas.search.supernet import CostTable, ShuffleSupernet
 
 
@@ -46,9 +60,17 @@ from dfnas.search.supernet import CostTable, ShuffleSupernet
 class DfnasOptions:
     search_rounds: int | None = None  # default: half of the rounds
     warmup_rounds: int = 1  # weight-only rounds before alpha moves (DSNAS warm-up)
-    alpha_lr: float = 1e-3  # DSNAS: Adam, lr 1e-3, betas (0.5, 0.999), no weight decay
+    # local work per phase, over the run's training (keys: federated.config.LOCAL_WORK_KEYS)
+    search: dict = field(default_factory=dict)
+    child: dict = field(default_factory=dict)
+    child_schedule: str = "restart"  # DSNAS: fresh cosine from the search's rate; "continue"
+    # DSNAS: Adam, betas (0.5, 0.999), no weight decay, lr 1e-3 over ~100k ImageNet steps.
+    # A federated search here takes hundreds of alpha steps per client, and Adam moves a
+    # logit by at most ~lr per step: at 1e-3 alpha cannot leave uniform (config/README.md)
+    alpha_lr: float = 0.1
     alpha_betas: tuple[float, float] | list[float] = (0.5, 0.999)
     fix_threshold: float | None = 0.3  # DSNAS's early fixing; null disables it
+    bn_batches: int | None = 8  # BN re-estimation: batches per client (null: all data)
     budget_macs: float | None = None  # device budget: MACs per inference
     budget_latency_ms: float | None = None  # device budget: latency from a table
     latency_table: str | None = None  # JSON written by `dfnas latency`
@@ -79,12 +101,22 @@ class Dfnas(FedMethod):
             raise ConfigError("options.client_state: expected 'none' or 'optimizer'")
         if o.budget_latency_ms is not None and not o.latency_table:
             raise ConfigError("options.latency_table: a latency budget needs a latency table")
+        if o.child_schedule not in ("restart", "continue"):
+            raise ConfigError("options.child_schedule: expected 'restart' or 'continue'")
+        if o.bn_batches is not None and not (isinstance(o.bn_batches, int) and o.bn_batches >= 1):
+            raise ConfigError("options.bn_batches: expected an integer >= 1 or null")
+        if not (isinstance(o.alpha_lr, int | float) and o.alpha_lr >= 0):
+            raise ConfigError("options.alpha_lr: expected a number >= 0")
+        self.search_cfg = self.train_cfg.phase(dict(o.search), "options.search")
+        self.child_cfg = self.train_cfg.phase(dict(o.child), "options.child")
         # server state, checkpointed
         self.fixed: dict[int, int] = {}
+        self.fixed_rows: dict[int, list[float]] = {}  # alpha row at fixing, restored
         self.fixed_round: dict[int, int] = {}
         self.child_path: list[int] | None = None
         self.repairs: list[dict] = []
         self.alpha_history: list[list[list[float]]] = []
+        self.search_losses: list[float] = []  # supernet train loss per search round
         self.expected_macs: list[float] = []
         self._costs: CostTable | None = None
         self._budgets: list[Budget] | None = None
@@ -125,17 +157,30 @@ class Dfnas(FedMethod):
         return self.child_path is None and round_ >= self.options.warmup_rounds
 
     # -- client side ---------------------------------------------------------------------
+    def local_work(self, round_: int) -> LocalWork:
+        s, rounds = self.search_rounds, self.train_cfg.rounds
+        if round_ < s:
+            return self.search_cfg.local_work(round_)
+        child = self.child_cfg
+        if self.options.child_schedule == "continue":
+            return child.local_work(round_)
+        # DSNAS's child: the search's current rate (or the child's own lr), then a fresh
+        # cosine over the child's rounds
+        start = child.lr if "lr" in self.options.child else self.search_cfg.lr_at(s)
+        if child.lr_schedule == "constant":
+            return child.local_work(round_, lr=start)
+        return child.local_work(round_, lr=cosine(start, child.lr_min, (round_ - s) / (rounds - s)))
+
+    def _sgd(self, named: list[tuple[str, nn.Parameter]], lr: float) -> torch.optim.SGD:
+        cfg = self.train_cfg
+        return torch.optim.SGD(decay_groups(named, cfg.weight_decay), lr=lr, momentum=cfg.momentum)
+
     def make_optimizer(self, model: nn.Module, lr: float, ctx: StepContext) -> Any:
         if not isinstance(model, ShuffleSupernet):
-            return super().make_optimizer(model, lr, ctx)
-        cfg, o = self.train_cfg, self.options
+            return self._sgd(list(model.named_parameters()), lr)
+        o = self.options
         opts = SearchOptimizers(
-            torch.optim.SGD(
-                model.weight_parameters(),
-                lr=lr,
-                momentum=cfg.momentum,
-                weight_decay=cfg.weight_decay,
-            ),
+            self._sgd([(n, p) for n, p in model.named_parameters() if n != "alpha"], lr),
             torch.optim.Adam([model.alpha], lr=o.alpha_lr, betas=tuple(o.alpha_betas)),
         )
         if o.client_state == "optimizer" and "weights" in ctx.store:
@@ -162,11 +207,15 @@ class Dfnas(FedMethod):
                 grad += budget_gradient(
                     model.alpha, b.op_costs, b.fixed, b.limit, self.options.cost_coef
                 )
-            for i in self.fixed:
-                grad[i] = 0
             model.alpha.grad = grad.to(model.alpha.dtype)
             optimizer.alpha.step()
+            self._restore_fixed_rows(model)  # Adam's moments would still move them
         return loss
+
+    @torch.no_grad()
+    def _restore_fixed_rows(self, model: ShuffleSupernet) -> None:
+        for i, row in self.fixed_rows.items():
+            model.alpha[i] = torch.tensor(row, dtype=model.alpha.dtype)
 
     def end_client(self, model: nn.Module, optimizer: Any, ctx: StepContext) -> None:
         if isinstance(optimizer, SearchOptimizers) and self.options.client_state == "optimizer":
@@ -195,8 +244,11 @@ class Dfnas(FedMethod):
     def end_round(self, model: nn.Module, round_: int, server: ServerContext) -> nn.Module:
         if not isinstance(model, ShuffleSupernet):
             return model
+        self._restore_fixed_rows(model)
         probs = F.softmax(model.alpha.detach().double().cpu(), dim=-1)
         self.alpha_history.append(probs.tolist())
+        self.search_losses.append(server.row["train_loss"])
+        server.row |= alpha_summary(probs)
         table = self.costs(model)
         self.expected_macs.append(float(table.fixed_macs + (probs * table.op_macs).sum()))
         threshold = self.options.fix_threshold
@@ -205,22 +257,32 @@ class Dfnas(FedMethod):
             for i in range(model.num_layers):
                 if i not in self.fixed and top2[i, 0] - top2[i, 1] > threshold:
                     self.fixed[i] = int(probs[i].argmax())
+                    self.fixed_rows[i] = model.alpha.detach()[i].tolist()
                     self.fixed_round[i] = round_
         if round_ < self.search_rounds - 1:
             return model
-        path, self.repairs = derive_path(model.alpha, self.budgets(model))
-        for i, op in self.fixed.items():  # fixed layers were committed during the search
-            if not any(r["layer"] == i for r in self.repairs):
-                path[i] = op
+        path, self.repairs = self.derive(model)
         self.child_path = path
         child = model.child(path)
-        server.recalibrate_bn(child, self.setup.in_shape)
+        server.recalibrate_bn(child, self.setup.in_shape, self.options.bn_batches)
         return child
 
-    def eval_batch_stats(self, model: nn.Module) -> bool:
-        # during the search, rounds report the argmax path; its running statistics mix
-        # all paths' activations, so it is read with batch statistics (see module doc)
-        return isinstance(model, ShuffleSupernet)
+    def derive(self, model: ShuffleSupernet) -> tuple[list[int], list[dict]]:
+        """The child path alpha gives now: argmax, fixed layers kept, fitted to budgets."""
+        path, repairs = derive_path(model.alpha, self.budgets(model))
+        for i, op in self.fixed.items():  # fixed layers were committed during the search
+            if not any(r["layer"] == i for r in repairs):
+                path[i] = op
+        return path, repairs
+
+    def evaluation_model(self, model: nn.Module, server: ServerContext) -> nn.Module:
+        if not isinstance(model, ShuffleSupernet):
+            return model
+        # the supernet's running statistics mix every path's activations: read the child
+        # the search would derive now, with statistics of its own (not counted as cost)
+        child = model.child(self.derive(model)[0])
+        server.recalibrate_bn(child, self.setup.in_shape, self.options.bn_batches, account=False)
+        return child
 
     def stage_of(self, round_: int) -> str:
         return "search" if round_ < self.search_rounds else "train"
@@ -240,6 +302,8 @@ class Dfnas(FedMethod):
             "layers": [{"channels": c, "stride": s} for c, s in net.plan],
             "chosen": [OPS[c] for c in self.child_path],
             "alpha_probs": self.alpha_history,  # per search round: layers x ops
+            "search_train_loss": self.search_losses,  # per search round
+            "num_classes": self.setup.num_classes,
             "expected_macs": self.expected_macs,
             "fixed": {
                 str(i): {"op": OPS[c], "round": self.fixed_round[i]} for i, c in self.fixed.items()
@@ -260,8 +324,15 @@ class Dfnas(FedMethod):
     def extra_metrics(self) -> dict[str, Any]:
         arch = self.architecture()
         within = all(v["child"] <= v["limit"] for v in arch["budgets"].values())
+        final = torch.tensor(self.alpha_history[-1])
         return {
             "search_rounds": self.search_rounds,
+            "search_train_loss": self.search_losses[-1],
+            **alpha_summary(final),
+            "alpha_top_prob_per_layer": final.max(dim=1).values.tolist(),
+            "search_warnings": search_warnings(
+                self.search_losses[-1], self.setup.num_classes, final
+            ),
             "child_ops": arch["chosen"],
             "within_budget": within,
             "budgets": arch["budgets"],
@@ -271,7 +342,9 @@ class Dfnas(FedMethod):
     def state_dict(self) -> dict[str, Any]:
         return {
             "fixed": self.fixed,
+            "fixed_rows": self.fixed_rows,
             "fixed_round": self.fixed_round,
+            "search_losses": self.search_losses,
             "child_path": self.child_path,
             "repairs": self.repairs,
             "alpha_history": self.alpha_history,

@@ -3,6 +3,12 @@ Hu et al. 2020): Shuffle 3x3, 5x5, 7x7 (a ShuffleNetV2 unit with that depthwise 
 Shuffle-Xception (three depthwise-separable 3x3 convs). At stride 1 the unit splits its
 channels, transforms one half and concatenates; at stride 2 both halves see the input and a
 projection branch downsamples.
+
+Matched to the DSNAS reference (SNAS-Series, DSNAS/blocks.py): the projection branch's
+depthwise conv takes the block's own kernel (3, 5 or 7; 3 for Xception), and every
+BatchNorm is affine with eps 1e-2 (``BN_EPS``). Left as PyTorch's: the weight init (DSNAS
+draws convs from N(0, 1/fan_in channels); on digits that slowed both the supernet and a
+fixed net, 300 central steps ending at loss 2.0 against 1.8, and 0.22 against 0.15).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 OPS = ("shuffle3x3", "shuffle5x5", "shuffle7x7", "xception")
+BN_EPS = 1e-2  # DSNAS (--bn_eps 1e-2); PyTorch's default is 1e-5
 
 
 def channel_split(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -20,12 +27,16 @@ def channel_split(x: Tensor) -> tuple[Tensor, Tensor]:
     return x[:, :, 0], x[:, :, 1]
 
 
+def bn(ch: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(ch, eps=BN_EPS)
+
+
 def _dw(ch: int, k: int, stride: int) -> list[nn.Module]:
-    return [nn.Conv2d(ch, ch, k, stride, k // 2, groups=ch, bias=False), nn.BatchNorm2d(ch)]
+    return [nn.Conv2d(ch, ch, k, stride, k // 2, groups=ch, bias=False), bn(ch)]
 
 
 def _pw(cin: int, cout: int, relu: bool = True) -> list[nn.Module]:
-    layers: list[nn.Module] = [nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout)]
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, 1, bias=False), bn(cout)]
     return layers + [nn.ReLU(inplace=True)] if relu else layers
 
 
@@ -42,6 +53,7 @@ class ShuffleBlock(nn.Module):
         branch_in = cin // 2 if stride == 1 else cin
         branch_out = cout - branch_in
         mid = cout // 2
+        k = 3 if op == "xception" else int(op[-1])
         if op == "xception":
             main = [
                 *_dw(branch_in, 3, stride),
@@ -52,12 +64,12 @@ class ShuffleBlock(nn.Module):
                 *_pw(mid, branch_out),
             ]
         else:
-            k = int(op[-1])
             main = [*_pw(branch_in, mid), *_dw(mid, k, stride), *_pw(mid, branch_out)]
         self.main = nn.Sequential(*main)
         self.proj = None
         if stride == 2:
-            self.proj = nn.Sequential(*_dw(cin, 3, 2), *_pw(cin, cin))
+            # DSNAS: the projection's depthwise kernel is the block's own
+            self.proj = nn.Sequential(*_dw(cin, k, 2), *_pw(cin, cin))
 
     def forward(self, x: Tensor) -> Tensor:
         if self.proj is None:
@@ -93,7 +105,7 @@ def make_stem(in_channels: int, stem: int) -> nn.Sequential:
     """3x3 conv at stride 1: small inputs keep their resolution for the stages."""
     return nn.Sequential(
         nn.Conv2d(in_channels, stem, 3, 1, 1, bias=False),
-        nn.BatchNorm2d(stem),
+        bn(stem),
         nn.ReLU(inplace=True),
     )
 
@@ -102,7 +114,7 @@ def make_head(cin: int, last: int) -> nn.Sequential:
     """1x1 conv to ``last`` channels, then global average pooling."""
     return nn.Sequential(
         nn.Conv2d(cin, last, 1, bias=False),
-        nn.BatchNorm2d(last),
+        bn(last),
         nn.ReLU(inplace=True),
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),

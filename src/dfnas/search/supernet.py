@@ -59,8 +59,9 @@ class ShuffleSupernet(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.head = make_head(cin, last)
         self.classifier = nn.Linear(last, num_classes)
-        # uniform start: every op equally likely (DSNAS initialises alpha at zero too)
-        self.alpha = nn.Parameter(torch.zeros(len(self.plan), len(OPS)))
+        # DSNAS's start (--loc_mean 1 --loc_std 0.01): all but uniform, the tiny noise breaking
+        # ties; drawn from the global RNG, which the loop seeds per run
+        self.alpha = nn.Parameter(torch.empty(len(self.plan), len(OPS)).normal_(1.0, 0.01))
 
     @property
     def num_layers(self) -> int:
