@@ -84,6 +84,8 @@ def run(args: argparse.Namespace) -> None:
         f"{m['method']}: accuracy {m['accuracy']:.4f}, {m['train_flops'] / 1e12:.3f} TFLOPs, "
         f"{(m['bytes_down'] + m['bytes_up']) / 1e6:.1f} MB, {m['wall_seconds']:.1f} s -> {args.out}"
     )
+    for warning in m.get("search_warnings", []):
+        print(f"WARNING: not a search result: {warning}")
 
 
 @command
@@ -110,9 +112,12 @@ def latency(args: argparse.Namespace) -> None:
 @command
 def collect(args: argparse.Namespace) -> None:
     """Gather runs (their metrics.json) into the comparison tables."""
-    from dfnas.report.collect import comparison, load_runs, write_tables
+    from dfnas.report.collect import comparison, load_runs, unhealthy_searches, write_tables
 
-    table = comparison(load_runs(args.metrics), reference=args.reference)
+    runs = load_runs(args.metrics)
+    for line in unhealthy_searches(runs):
+        print(f"WARNING: not a search result: {line}")
+    table = comparison(runs, reference=args.reference)
     out = Path(args.out_dir)
     write_tables(table, out / "comparison.csv", out / "comparison.md", out / "comparison.tex")
     print(f"{len(table)} rows (reference: {table.attrs['reference']}) -> {out}/comparison.*")

@@ -61,6 +61,8 @@ def load_runs(paths: list[str | Path]) -> pd.DataFrame:
         row["device"] = m.get("device", "")
         stages = m.get("stages", {})
         row["search_train_flops"] = stages.get("search", {}).get("train_flops", 0)
+        # a search that ended near chance or with a uniform alpha (dfnas.search.health)
+        row["search_warnings"] = "; ".join(m.get("search_warnings", []))
         rows.append(row)
     if not rows:
         raise DfnasError("no runs to collect: no metrics.json found")
@@ -84,6 +86,8 @@ def comparison(runs: pd.DataFrame, reference: str | None = None) -> pd.DataFrame
             "params": g["params"].mean(),
             "MMACs": g["macs"].mean() / 1e6,
             "rounds": g["rounds"].mean(),
+            # seeds whose search did not search: the row is then not a search result
+            "unhealthy_seeds": g["search_warnings"].agg(lambda w: int((w != "").sum())),
         }
     )
     for col, (key, scale) in COSTS.items():
@@ -105,6 +109,12 @@ def comparison(runs: pd.DataFrame, reference: str | None = None) -> pd.DataFrame
     return table
 
 
+def unhealthy_searches(runs: pd.DataFrame) -> list[str]:
+    """One line per run whose search did not search, for the job log."""
+    bad = runs[runs["search_warnings"] != ""]
+    return [f"{r.run_dir}: {r.search_warnings}" for r in bad.itertuples()]
+
+
 def _default_reference(runs: pd.DataFrame) -> str | None:
     dfnas = sorted(runs.loc[runs["algorithm"] == "dfnas", "method"].unique())
     return dfnas[0] if dfnas else None
@@ -117,6 +127,10 @@ def _pm(mean: float, std: float, scale: float = 100.0) -> str:
 def pretty(table: pd.DataFrame) -> pd.DataFrame:
     """The human-facing table: accuracy in % with std over seeds, costs with ratios."""
     out = table[["dataset", "partition", "method", "seeds"]].copy()
+    # a "!" marks a row some of whose seeds' searches ended near chance or with a uniform
+    # alpha: its accuracy is that of an unsearched child (see the run's metrics.json)
+    flagged = table["unhealthy_seeds"] > 0
+    out["method"] = [f"{m} (!)" if f else m for m, f in zip(out["method"], flagged, strict=True)]
     out["accuracy %"] = [
         _pm(m, s) for m, s in zip(table["accuracy"], table["accuracy_std"], strict=True)
     ]
@@ -140,7 +154,8 @@ def write_tables(table: pd.DataFrame, csv: Path, md: Path, tex: Path) -> None:
     ref = table.attrs.get("reference")
     note = (
         f"\n\nCosts in parentheses: ratio to `{ref}` on the same dataset and partition. "
-        "compute_h is client CPU hours (GPU: device hours); comm_MB counts both directions.\n"
+        "compute_h is client CPU hours (GPU: device hours); comm_MB counts both directions. "
+        "(!): a search of this row ended near chance or with a uniform alpha.\n"
         if ref
         else "\n"
     )
