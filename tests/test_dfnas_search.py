@@ -138,7 +138,7 @@ def test_phase_settings_are_checked():
         _method(ds, search={"momentum": 0.5})
     with pytest.raises(ConfigError, match="options.child_schedule"):
         _method(ds, child_schedule="warm")
-    with pytest.raises(ConfigError, match="batch_size"):
+    with pytest.raises(ConfigError, match="options.child: training.batch_size"):
         _method(ds, child={"batch_size": 0})
 
 

@@ -132,11 +132,11 @@ class TrainConfig:
                 f"{where}.{unknown[0]}: not a per-phase setting "
                 f"(known: {', '.join(LOCAL_WORK_KEYS)})"
             )
+        cfg = replace(self, **overrides)
         try:
-            cfg = replace(self, **overrides)
-        except TypeError as exc:
+            cfg.check()
+        except ConfigError as exc:  # name the phase's entry, not only the training key
             raise ConfigError(f"{where}: {exc}") from None
-        cfg.check()
         return cfg
 
     def per_round(self, num_clients: int) -> int:
