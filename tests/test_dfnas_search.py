@@ -283,3 +283,11 @@ def test_search_round_accuracy_is_measured_outside_the_costs():
     assert [h["train_flops"] for h in runs[0].history] == [
         h["train_flops"] for h in runs[1].history
     ]
+
+
+def test_a_two_stage_result_carries_its_search_warnings():
+    from dfnas.results import SUMMED, combine_stages
+
+    stage = {k: 1 for k in (*SUMMED, "peak_memory_bytes")}
+    search = {**stage, "search_warnings": ["alpha_uniform: ..."]}
+    assert combine_stages(search, dict(stage))["search_warnings"] == ["alpha_uniform: ..."]

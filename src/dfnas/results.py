@@ -88,6 +88,8 @@ def combine_stages(search: dict[str, Any], train: dict[str, Any]) -> dict[str, A
     for key in SUMMED:
         out[key] = search[key] + train[key]
     out["peak_memory_bytes"] = max(search["peak_memory_bytes"], train["peak_memory_bytes"])
+    # whether the search searched travels with the result it produced (search.health)
+    out["search_warnings"] = search.get("search_warnings", [])
     out["stages"] = {
         "search": {k: search[k] for k in (*SUMMED, "peak_memory_bytes")},
         "train": {k: train[k] for k in (*SUMMED, "peak_memory_bytes")},

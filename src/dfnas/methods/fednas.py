@@ -26,6 +26,7 @@ from dfnas.federated.config import StepContext
 from dfnas.methods.base import FedMethod, MethodSetup, SearchOptimizers
 from dfnas.methods.registry import METHODS
 from dfnas.models.darts_search import derive_genotype
+from dfnas.search.health import alpha_summary, search_warnings
 from dfnas.search.milenas import milenas_step
 
 
@@ -54,6 +55,7 @@ class Fednas(FedMethod):
             raise ConfigError("options.val_fraction: expected a share in (0, 1)")
         self.alpha_history: list[dict] = []
         self._genotype: dict | None = None
+        self._search_loss = float("nan")
 
     def validation_fraction(self) -> float:
         return self.options.val_fraction
@@ -110,7 +112,14 @@ class Fednas(FedMethod):
             }
         )
         self._genotype = derive_genotype(model.alphas_normal, model.alphas_reduce)
+        self._search_loss = server.row["train_loss"]
+        server.row |= alpha_summary(self._probs())
         return model
+
+    def _probs(self) -> torch.Tensor:
+        """Every mixed edge's op probabilities, normal and reduction cells (edges x ops)."""
+        last = self.alpha_history[-1]
+        return torch.tensor(last["normal"] + last["reduce"])
 
     def stage_of(self, round_: int) -> str:
         return "search"
@@ -119,10 +128,21 @@ class Fednas(FedMethod):
         return {"genotype.json": self._genotype, "alphas.json": self.alpha_history}
 
     def extra_metrics(self) -> dict[str, Any]:
-        return {"genotype": self._genotype}
+        probs = self._probs()
+        return {
+            "genotype": self._genotype,
+            "search_train_loss": self._search_loss,
+            **alpha_summary(probs),
+            "search_warnings": search_warnings(self._search_loss, self.setup.num_classes, probs),
+        }
 
     def state_dict(self) -> dict[str, Any]:
-        return {"alpha_history": self.alpha_history, "_genotype": self._genotype}
+        return {
+            "alpha_history": self.alpha_history,
+            "_genotype": self._genotype,
+            "_search_loss": self._search_loss,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.alpha_history, self._genotype = state["alpha_history"], state["_genotype"]
+        for key, value in state.items():
+            setattr(self, key, value)
