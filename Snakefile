@@ -1,7 +1,7 @@
 # dfnas: a reproducible benchmark for federated neural architecture search.
 #   snakemake --cores all                                   # the default config (digits)
 #   snakemake --cores all --configfile config/cifar10_cpu.yaml
-#   snakemake --report report.html
+#   snakemake --report results/<experiment>/report.html
 import glob
 import os
 

@@ -13,6 +13,7 @@ from dfnas.partition import PARTITIONERS
 
 def _base() -> dict:
     return {
+        "experiment": "t",
         "datasets": {"digits": {}},
         "partitions": {"p": {"partitioner": "iid", "num_clients": 4}},
     }
@@ -34,6 +35,8 @@ def test_schema_enum_matches_registry():
     "edit,message",
     [
         (lambda c: c.update(no_such_key=1), r"^no_such_key: unknown key"),
+        (lambda c: c.pop("experiment"), r"'experiment' is a required property"),
+        (lambda c: c.update(experiment="datasets"), r"^experiment: 'datasets' does not match"),
         (
             lambda c: c["partitions"]["p"].update(partitioner="foo"),
             r"^partitions\.p\.partitioner: 'foo' is not one of",

@@ -60,6 +60,7 @@ def test_unknown_key_fails_at_start_in_one_line(tmp_path):
 @pytest.mark.slow
 def test_partition_stage_runs_and_caches(tmp_path):
     cfg = {
+        "experiment": "parts",
         "datasets": {"digits": {}},
         "partitions": {
             "iid": {"partitioner": "iid", "num_clients": 5},
@@ -73,18 +74,53 @@ def test_partition_stage_runs_and_caches(tmp_path):
 
     res = smk(tmp_path, configfile=conf)
     assert res.returncode == 0, res.stderr
-    out = tmp_path / "results" / "partitions" / "digits" / "dir" / "seed42"
+    # partitions are a cache keyed by what shapes them: <dataset>-<digest>/<name>-<digest>
+    (out,) = (tmp_path / "results" / "partitions").glob("digits-*/dir-*")
     summary = json.loads((out / "summary.json").read_text())
     assert summary["train"]["num_clients"] == 5
-    assert (tmp_path / "logs" / "partitions" / "digits" / "dir" / "seed42.log").exists()
-    assert (
-        tmp_path / "results" / "benchmarks" / "partitions" / "digits" / "dir" / "seed42.tsv"
-    ).exists()
+    assert (out / "partition.log").exists()
+    assert (out / "benchmark.tsv").exists()
 
     assert "Nothing to be done" in smk(tmp_path, "-n", configfile=conf).stdout
 
     cfg["partitions"]["dir"]["alpha"] = 0.3  # touches one partition only
     changed = smk(tmp_path, "-n", configfile=_write(tmp_path / "c.yaml", cfg))
     assert _jobs(changed.stdout) == {"partition": 1, "all": 1}, changed.stdout
-    assert "partition=dir, seed=42" in changed.stdout
-    assert "partition=iid" not in changed.stdout
+    assert "pkey=dir-" in changed.stdout
+    assert "pkey=iid-" not in changed.stdout
+
+
+@pytest.mark.slow
+def test_two_experiments_coexist_and_share_only_identical_caches(tmp_path):
+    """Two configs run one after the other keep their own tables; the second reuses the
+    first's dataset and identical partition, and builds its own for a partition that
+    has the same name but another spec."""
+    cnn = {"method": "fedavg", "model": "cnn", "model_args": {"width": 4, "hidden": 16}}
+    first = {
+        "experiment": "first",
+        "datasets": {"digits": {}},
+        "partitions": {"p": {"partitioner": "iid", "num_clients": 3}},
+        "training": {"rounds": 1, "local_steps": 1, "batch_size": 16},
+        "runs": {"cnn": cnn},
+    }
+    second = {
+        **first,
+        "experiment": "second",
+        "partitions": {
+            "p": {"partitioner": "iid", "num_clients": 3},  # same spec: shared
+            "q": {"partitioner": "iid", "num_clients": 3, "seed": 7},  # another: built
+        },
+    }
+    conf_a, conf_b = _write(tmp_path / "a.yaml", first), _write(tmp_path / "b.yaml", second)
+    assert smk(tmp_path, configfile=conf_a).returncode == 0
+    dry = smk(tmp_path, "-n", configfile=conf_b)
+    jobs = _jobs(dry.stdout)
+    assert "dataset" not in jobs and jobs["partition"] == 1, dry.stdout
+    assert jobs["federated_run"] == 2  # its own runs, in its own folder
+    res = smk(tmp_path, configfile=conf_b)
+    assert res.returncode == 0, res.stderr[-2000:]
+    for exp, rows in (("first", 1), ("second", 2)):
+        table = (tmp_path / "results" / exp / "tables" / "comparison.md").read_text()
+        assert table.count("| digits") == rows
+    assert "Nothing to be done" in smk(tmp_path, "-n", configfile=conf_a).stdout
+    assert "Nothing to be done" in smk(tmp_path, "-n", configfile=conf_b).stdout

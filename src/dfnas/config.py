@@ -83,7 +83,7 @@ def _fill_defaults(instance: Any, node: dict, root: dict) -> None:
                 _fill_defaults(value, extra, root)
 
 
-LATENCY_TABLE = "results/latency/{dataset}/{run}.json"
+LATENCY_TABLE = "results/{experiment}/latency/{dataset}/{run}.json"
 
 
 def expand_device_runs(config: dict) -> dict:

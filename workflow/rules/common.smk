@@ -1,8 +1,17 @@
 # Config validation, shared helpers and input functions. Everything a rule needs is
 # passed to the dfnas CLI explicitly as params, so a config change reruns only the jobs
 # whose params it touches.
+#
+# Layout. An experiment owns everything its config produces, under results/<experiment>/
+# (runs/, tables/, figures/, latency/, logs/, benchmarks/), so configs never overwrite
+# each other. Datasets and partitions are caches shared by every experiment, keyed by a
+# digest of everything that shapes them, never by name alone:
+#   results/datasets/<dataset>-<digest>/                 data.npz, info.json
+#   results/partitions/<dataset>-<digest>/<partition>-<digest>/
+import hashlib
 import json
 import os
+import re
 import sys
 
 from snakemake.settings.types import DeploymentMethod
@@ -24,6 +33,7 @@ config.update(_checked)
 if DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
     shell.prefix(f'export PATH="{os.path.dirname(sys.executable)}:$PATH"; ')
 
+EXPERIMENT = config["experiment"]
 DATASETS = list(config["datasets"])
 PARTITIONS = list(config["partitions"])
 RUNS = list(config["runs"])
@@ -38,21 +48,56 @@ def alternatives(names):
     return "|".join(n.replace(".", r"\.") for n in names) or "(?!)"
 
 
+def digest(spec) -> str:
+    """Ten hex digits of the canonical JSON of ``spec``: the cache key of what it shapes."""
+    text = json.dumps(spec, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+# what shapes a dataset: its loader options (downloading or not changes no byte)
+DATASET_KEYS = {
+    d: f"{d}-{digest({k: v for k, v in opts.items() if k != 'download'})}"
+    for d, opts in config["datasets"].items()
+}
+# what shapes a partition: its whole spec, seed included (its folder sits in the dataset's)
+PARTITION_KEYS = {p: f"{p}-{digest(spec)}" for p, spec in config["partitions"].items()}
+
+
 wildcard_constraints:
+    experiment=re.escape(EXPERIMENT),
+    dkey=alternatives(DATASET_KEYS.values()),
+    pkey=alternatives(PARTITION_KEYS.values()),
     dataset="|".join(DATASETS),
     partition=alternatives(PARTITIONS),
     seed=r"\d+",
     run=alternatives(RUNS),
 
 
+def _dataset_of_key(dkey):
+    return next(d for d, key in DATASET_KEYS.items() if key == dkey)
+
+
+def dataset_name(wildcards):
+    return _dataset_of_key(wildcards.dkey)
+
+
 def dataset_options(wildcards):
-    return json.dumps(config["datasets"][wildcards.dataset], sort_keys=True)
+    return json.dumps(config["datasets"][_dataset_of_key(wildcards.dkey)], sort_keys=True)
 
 
 def partition_spec(wildcards):
-    """The partition's config entry, with the seed taken from the path."""
-    spec = dict(config["partitions"][wildcards.partition], seed=int(wildcards.seed))
-    return json.dumps(spec, sort_keys=True)
+    """The spec of the partition cached under ``wildcards.pkey``."""
+    name = next(p for p, key in PARTITION_KEYS.items() if key == wildcards.pkey)
+    return json.dumps(config["partitions"][name], sort_keys=True)
+
+
+def dataset_dir(dataset):
+    return f"results/datasets/{DATASET_KEYS[dataset]}"
+
+
+def dataset_npz(wildcards):
+    """The cached arrays of ``wildcards.dataset``: an input function for any rule."""
+    return f"{dataset_dir(wildcards.dataset)}/data.npz"
 
 
 def run_spec(wildcards):
@@ -83,7 +128,7 @@ def train_stage_spec(wildcards):
 def latency_table(wildcards):
     """The latency table a run's device budget needs, or nothing."""
     table = config["runs"][wildcards.run].get("options", {}).get("latency_table")
-    return [table.format(dataset=wildcards.dataset)] if table else []
+    return [table.format(experiment=EXPERIMENT, dataset=wildcards.dataset)] if table else []
 
 
 def space_args(wildcards):
@@ -95,18 +140,18 @@ def space_args(wildcards):
 
 
 def partition_json(wildcards):
+    """The client split of ``wildcards.partition``: an input function for any rule."""
     return f"{partition_dir(wildcards.dataset, wildcards.partition)}/partition.json"
 
 
 def partition_dir(dataset, partition):
-    seed = config["partitions"][partition]["seed"]
-    return f"results/partitions/{dataset}/{partition}/seed{seed}"
+    return f"results/partitions/{DATASET_KEYS[dataset]}/{PARTITION_KEYS[partition]}"
 
 
 def run_targets():
     """metrics.json of every run: registered methods and external (standalone-rule) runs."""
     return [
-        f"results/{d}/{p}/{r}/seed{s}/metrics.json"
+        f"results/{EXPERIMENT}/runs/{d}/{p}/{r}/seed{s}/metrics.json"
         for d in DATASETS
         for p in PARTITIONS
         for r in RUNS + config["external_runs"]
@@ -120,7 +165,7 @@ FIGURES = ["accuracy_per_round", "accuracy_vs_compute", "resources", "personaliz
 
 def architecture_figures():
     return [
-        f"results/figures/architecture/{d}/{p}/{r}/seed{s}.png"
+        f"results/{EXPERIMENT}/figures/architecture/{d}/{p}/{r}/seed{s}.png"
         for d in DATASETS
         for p in PARTITIONS
         for r in DFNAS_RUNS
@@ -132,6 +177,6 @@ def all_targets():
     partitions = [f"{partition_dir(d, p)}/heatmap.png" for d in DATASETS for p in PARTITIONS]
     if not run_targets():  # a partitions-only config: nothing to compare
         return partitions
-    tables = [f"results/tables/comparison.{ext}" for ext in ("csv", "md", "tex")]
-    figures = [f"results/figures/{f}.{ext}" for f in FIGURES for ext in ("png", "pdf")]
+    tables = [f"results/{EXPERIMENT}/tables/comparison.{ext}" for ext in ("csv", "md", "tex")]
+    figures = [f"results/{EXPERIMENT}/figures/{f}.{ext}" for f in FIGURES for ext in ("png", "pdf")]
     return partitions + run_targets() + tables + figures + architecture_figures()

@@ -1,49 +1,52 @@
-# Datasets are read and verified once, then cached in one uniform format; partitions
-# are computed once per (dataset, partition, seed) and shared by every method.
+# Datasets are read and verified once, then cached in one uniform format; partitions are
+# computed once per spec. Both are shared by every method and every experiment: their
+# folders are named by a digest of what shapes them (common.smk), and their logs and
+# benchmarks live beside them.
 
 
 rule dataset:
     output:
-        data="results/datasets/{dataset}/data.npz",
-        info="results/datasets/{dataset}/info.json",
+        data="results/datasets/{dkey}/data.npz",
+        info="results/datasets/{dkey}/info.json",
     params:
+        name=dataset_name,
         options=dataset_options,
         data_root=config["data_root"],
     log:
-        "logs/datasets/{dataset}.log",
+        "results/datasets/{dkey}/dataset.log",
     benchmark:
-        "results/benchmarks/datasets/{dataset}.tsv"
+        "results/datasets/{dkey}/benchmark.tsv"
     conda:
         "../../envs/dfnas.yaml"
     shell:
-        "python -m dfnas dataset --name {wildcards.dataset} --options {params.options:q}"
-        " --data-root {params.data_root:q} --out results/datasets/{wildcards.dataset}"
+        "python -m dfnas dataset --name {params.name} --options {params.options:q}"
+        " --data-root {params.data_root:q} --out results/datasets/{wildcards.dkey}"
         " > {log} 2>&1"
 
 
 rule partition:
     input:
-        data=rules.dataset.output.data,
+        data="results/datasets/{dkey}/data.npz",
     output:
-        partition="results/partitions/{dataset}/{partition}/seed{seed}/partition.json",
-        counts="results/partitions/{dataset}/{partition}/seed{seed}/label_counts.csv",
-        summary="results/partitions/{dataset}/{partition}/seed{seed}/summary.json",
+        partition="results/partitions/{dkey}/{pkey}/partition.json",
+        counts="results/partitions/{dkey}/{pkey}/label_counts.csv",
+        summary="results/partitions/{dkey}/{pkey}/summary.json",
         heatmap=report(
-            "results/partitions/{dataset}/{partition}/seed{seed}/heatmap.png",
+            "results/partitions/{dkey}/{pkey}/heatmap.png",
             caption="../report/partition_heatmap.rst",
             category="Partitions",
-            labels={"dataset": "{dataset}", "partition": "{partition}", "seed": "{seed}"},
+            labels={"dataset": "{dkey}", "partition": "{pkey}"},
         ),
-        checksum="results/partitions/{dataset}/{partition}/seed{seed}/checksum.sha256",
+        checksum="results/partitions/{dkey}/{pkey}/checksum.sha256",
     params:
         spec=partition_spec,
     log:
-        "logs/partitions/{dataset}/{partition}/seed{seed}.log",
+        "results/partitions/{dkey}/{pkey}/partition.log",
     benchmark:
-        "results/benchmarks/partitions/{dataset}/{partition}/seed{seed}.tsv"
+        "results/partitions/{dkey}/{pkey}/benchmark.tsv"
     conda:
         "../../envs/dfnas.yaml"
     shell:
         "python -m dfnas partition --data {input.data} --spec {params.spec:q}"
-        " --out results/partitions/{wildcards.dataset}/{wildcards.partition}/seed{wildcards.seed}"
+        " --out results/partitions/{wildcards.dkey}/{wildcards.pkey}"
         " > {log} 2>&1"

@@ -8,25 +8,25 @@ rule federated_run:
     wildcard_constraints:
         run=alternatives(ONE_STAGE),
     input:
-        data=rules.dataset.output.data,
+        data=dataset_npz,
         partition=partition_json,
         latency=latency_table,
     output:
-        metrics="results/{dataset}/{partition}/{run}/seed{seed}/metrics.json",
-        history="results/{dataset}/{partition}/{run}/seed{seed}/history.csv",
-        model="results/{dataset}/{partition}/{run}/seed{seed}/model.pt",
-        model_json="results/{dataset}/{partition}/{run}/seed{seed}/model.json",
-        personalized="results/{dataset}/{partition}/{run}/seed{seed}/personalized.csv",
-        run_config="results/{dataset}/{partition}/{run}/seed{seed}/config.json",
+        metrics="results/{experiment}/runs/{dataset}/{partition}/{run}/seed{seed}/metrics.json",
+        history="results/{experiment}/runs/{dataset}/{partition}/{run}/seed{seed}/history.csv",
+        model="results/{experiment}/runs/{dataset}/{partition}/{run}/seed{seed}/model.pt",
+        model_json="results/{experiment}/runs/{dataset}/{partition}/{run}/seed{seed}/model.json",
+        personalized="results/{experiment}/runs/{dataset}/{partition}/{run}/seed{seed}/personalized.csv",
+        run_config="results/{experiment}/runs/{dataset}/{partition}/{run}/seed{seed}/config.json",
     params:
         spec=run_spec,
         device=config["device"],
         out=lambda w, output: os.path.dirname(output.metrics),
     threads: config["threads_per_run"]
     log:
-        "logs/{dataset}/{partition}/{run}/seed{seed}.log",
+        "results/{experiment}/logs/{dataset}/{partition}/{run}/seed{seed}.log",
     benchmark:
-        "results/benchmarks/{dataset}/{partition}/{run}/seed{seed}.tsv"
+        "results/{experiment}/benchmarks/{dataset}/{partition}/{run}/seed{seed}.tsv"
     conda:
         "../../envs/dfnas.yaml"
     shell:
@@ -36,25 +36,27 @@ rule federated_run:
 
 
 rule fednas_search:
+    # the longest chain of the DAG: started first, so no core idles at the end waiting on it
+    priority: 10
     wildcard_constraints:
         run=alternatives(TWO_STAGE),
     input:
-        data=rules.dataset.output.data,
+        data=dataset_npz,
         partition=partition_json,
     output:
-        genotype="results/{dataset}/{partition}/{run}/seed{seed}/search/genotype.json",
-        alphas="results/{dataset}/{partition}/{run}/seed{seed}/search/alphas.json",
-        metrics="results/{dataset}/{partition}/{run}/seed{seed}/search/metrics.json",
-        history="results/{dataset}/{partition}/{run}/seed{seed}/search/history.csv",
+        genotype="results/{experiment}/runs/{dataset}/{partition}/{run}/seed{seed}/search/genotype.json",
+        alphas="results/{experiment}/runs/{dataset}/{partition}/{run}/seed{seed}/search/alphas.json",
+        metrics="results/{experiment}/runs/{dataset}/{partition}/{run}/seed{seed}/search/metrics.json",
+        history="results/{experiment}/runs/{dataset}/{partition}/{run}/seed{seed}/search/history.csv",
     params:
         spec=run_spec,
         device=config["device"],
         out=lambda w, output: os.path.dirname(output.metrics),
     threads: config["threads_per_run"]
     log:
-        "logs/{dataset}/{partition}/{run}/seed{seed}.search.log",
+        "results/{experiment}/logs/{dataset}/{partition}/{run}/seed{seed}.search.log",
     benchmark:
-        "results/benchmarks/{dataset}/{partition}/{run}/seed{seed}.search.tsv"
+        "results/{experiment}/benchmarks/{dataset}/{partition}/{run}/seed{seed}.search.tsv"
     conda:
         "../../envs/dfnas.yaml"
     shell:
@@ -64,29 +66,31 @@ rule fednas_search:
 
 
 rule fednas_train:
+    # the longest chain of the DAG: started first, so no core idles at the end waiting on it
+    priority: 10
     wildcard_constraints:
         run=alternatives(TWO_STAGE),
     input:
-        data=rules.dataset.output.data,
+        data=dataset_npz,
         partition=partition_json,
         genotype=rules.fednas_search.output.genotype,
         search=rules.fednas_search.output.metrics,
     output:
-        metrics="results/{dataset}/{partition}/{run}/seed{seed}/metrics.json",
-        history="results/{dataset}/{partition}/{run}/seed{seed}/history.csv",
-        model="results/{dataset}/{partition}/{run}/seed{seed}/model.pt",
-        model_json="results/{dataset}/{partition}/{run}/seed{seed}/model.json",
-        personalized="results/{dataset}/{partition}/{run}/seed{seed}/personalized.csv",
-        run_config="results/{dataset}/{partition}/{run}/seed{seed}/config.json",
+        metrics="results/{experiment}/runs/{dataset}/{partition}/{run}/seed{seed}/metrics.json",
+        history="results/{experiment}/runs/{dataset}/{partition}/{run}/seed{seed}/history.csv",
+        model="results/{experiment}/runs/{dataset}/{partition}/{run}/seed{seed}/model.pt",
+        model_json="results/{experiment}/runs/{dataset}/{partition}/{run}/seed{seed}/model.json",
+        personalized="results/{experiment}/runs/{dataset}/{partition}/{run}/seed{seed}/personalized.csv",
+        run_config="results/{experiment}/runs/{dataset}/{partition}/{run}/seed{seed}/config.json",
     params:
         spec=train_stage_spec,
         device=config["device"],
         out=lambda w, output: os.path.dirname(output.metrics),
     threads: config["threads_per_run"]
     log:
-        "logs/{dataset}/{partition}/{run}/seed{seed}.train.log",
+        "results/{experiment}/logs/{dataset}/{partition}/{run}/seed{seed}.train.log",
     benchmark:
-        "results/benchmarks/{dataset}/{partition}/{run}/seed{seed}.train.tsv"
+        "results/{experiment}/benchmarks/{dataset}/{partition}/{run}/seed{seed}.train.tsv"
     conda:
         "../../envs/dfnas.yaml"
     shell:
@@ -100,17 +104,17 @@ rule latency_table:
     # Per-op latency of a search space's candidate blocks, measured on the machine
     # that runs this job: the table a device's latency budget is checked against.
     input:
-        data=rules.dataset.output.data,
+        data=dataset_npz,
     output:
-        "results/latency/{dataset}/{space}.json",
+        "results/{experiment}/latency/{dataset}/{space}.json",
     params:
         model_args=space_args,
         device=config["device"],
     threads: config["threads_per_run"]
     log:
-        "logs/latency/{dataset}/{space}.log",
+        "results/{experiment}/logs/latency/{dataset}/{space}.log",
     benchmark:
-        "results/benchmarks/latency/{dataset}/{space}.tsv"
+        "results/{experiment}/benchmarks/latency/{dataset}/{space}.tsv"
     conda:
         "../../envs/dfnas.yaml"
     shell:

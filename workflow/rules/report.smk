@@ -7,22 +7,26 @@ rule collect:
         run_targets(),
     output:
         csv=report(
-            "results/tables/comparison.csv",
+            "results/{experiment}/tables/comparison.csv",
             caption="../report/comparison.rst",
             category="Tables",
         ),
-        md="results/tables/comparison.md",
-        tex="results/tables/comparison.tex",
+        md="results/{experiment}/tables/comparison.md",
+        tex="results/{experiment}/tables/comparison.tex",
     params:
         reference=lambda w: f"--reference {config['reference']}" if config["reference"] else "",
+        target=lambda w: (
+            f"--target-fraction {config['target_fraction']}"
+            + (f" --target-accuracy {config['target_accuracy']}" if config["target_accuracy"] else "")
+        ),
     log:
-        "logs/tables/collect.log",
+        "results/{experiment}/logs/tables/collect.log",
     benchmark:
-        "results/benchmarks/tables/collect.tsv"
+        "results/{experiment}/benchmarks/tables/collect.tsv"
     conda:
         "../../envs/dfnas.yaml"
     shell:
-        "python -m dfnas collect {input} {params.reference} --out-dir results/tables > {log} 2>&1"
+        "python -m dfnas collect {input} {params.reference} {params.target} --out-dir results/{wildcards.experiment}/tables > {log} 2>&1"
 
 
 rule figures:
@@ -31,57 +35,57 @@ rule figures:
         table=rules.collect.output.csv,
     output:
         curves=report(
-            "results/figures/accuracy_per_round.png",
+            "results/{experiment}/figures/accuracy_per_round.png",
             caption="../report/accuracy_per_round.rst",
             category="Figures",
         ),
         efficiency=report(
-            "results/figures/accuracy_vs_compute.png",
+            "results/{experiment}/figures/accuracy_vs_compute.png",
             caption="../report/accuracy_vs_compute.rst",
             category="Figures",
         ),
         resources=report(
-            "results/figures/resources.png",
+            "results/{experiment}/figures/resources.png",
             caption="../report/resources.rst",
             category="Figures",
         ),
         personalized=report(
-            "results/figures/personalized.png",
+            "results/{experiment}/figures/personalized.png",
             caption="../report/personalized.rst",
             category="Figures",
         ),
-        pdfs=expand("results/figures/{figure}.pdf", figure=FIGURES),
+        pdfs=expand("results/{{experiment}}/figures/{figure}.pdf", figure=FIGURES),
     log:
-        "logs/figures/figures.log",
+        "results/{experiment}/logs/figures/figures.log",
     benchmark:
-        "results/benchmarks/figures/figures.tsv"
+        "results/{experiment}/benchmarks/figures/figures.tsv"
     conda:
         "../../envs/dfnas.yaml"
     shell:
         "python -m dfnas figures {input.metrics} --table {input.table}"
-        " --out-dir results/figures > {log} 2>&1"
+        " --out-dir results/{wildcards.experiment}/figures > {log} 2>&1"
 
 
 rule architecture_figure:
     # architecture.json is written beside metrics.json, before it: metrics.json marks
     # the run complete, so it is the input that orders this job after the run
     input:
-        metrics="results/{dataset}/{partition}/{run}/seed{seed}/metrics.json",
+        metrics="results/{experiment}/runs/{dataset}/{partition}/{run}/seed{seed}/metrics.json",
     output:
         png=report(
-            "results/figures/architecture/{dataset}/{partition}/{run}/seed{seed}.png",
+            "results/{experiment}/figures/architecture/{dataset}/{partition}/{run}/seed{seed}.png",
             caption="../report/architecture.rst",
             category="DFNAS architecture",
             labels={"setting": "{dataset} / {partition}", "run": "{run}", "seed": "{seed}"},
         ),
-        pdf="results/figures/architecture/{dataset}/{partition}/{run}/seed{seed}.pdf",
+        pdf="results/{experiment}/figures/architecture/{dataset}/{partition}/{run}/seed{seed}.pdf",
     params:
         arch=lambda w, input: os.path.join(os.path.dirname(input.metrics), "architecture.json"),
         stem=lambda w, output: output.png.removesuffix(".png"),
     log:
-        "logs/figures/architecture/{dataset}/{partition}/{run}/seed{seed}.log",
+        "results/{experiment}/logs/figures/architecture/{dataset}/{partition}/{run}/seed{seed}.log",
     benchmark:
-        "results/benchmarks/figures/architecture/{dataset}/{partition}/{run}/seed{seed}.tsv"
+        "results/{experiment}/benchmarks/figures/architecture/{dataset}/{partition}/{run}/seed{seed}.tsv"
     conda:
         "../../envs/dfnas.yaml"
     shell:
