@@ -17,6 +17,7 @@ import yaml
 from conftest import REPO
 
 TINY = {
+    "experiment": "tiny",
     "datasets": {"digits": {}},
     "partitions": {"iid": {"partitioner": "iid", "num_clients": 3}},
     "seeds": [0],
@@ -69,20 +70,29 @@ def test_tiny_pipeline_end_to_end(tmp_path):
     run = subprocess.run(cmd, cwd=work, capture_output=True, text=True, env=env, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]
 
-    table = pd.read_csv(work / "results/tables/comparison.csv")
+    exp = work / "results" / "tiny"
+    table = pd.read_csv(exp / "tables/comparison.csv")
     assert set(table["method"]) == {"fedavg_cnn", "dfnas-fast", "fednas", "majority"}
-    assert (work / "results/tables/comparison.md").read_text().count("| digits") == 4
-    assert (work / "results/tables/comparison.tex").exists()
+    assert (exp / "tables/comparison.md").read_text().count("| digits") == 4
+    assert (exp / "tables/comparison.tex").exists()
+    # matched compute: the cheapest run is read at its own total; the external run has no
+    # history; a run whose first evaluation cost more than the budget has none within it
+    curves = table[table["curve_seeds"] > 0]
+    cheapest = curves.loc[curves["train_TFLOPs"].idxmin()]
+    assert cheapest["acc_at_budget"] == pytest.approx(cheapest["accuracy"])
+    assert table.set_index("method").loc["majority", "curve_seeds"] == 0
     dfnas = table[table["method"] == "dfnas-fast"].iloc[0]
     assert dfnas["train_TFLOPs_vs_ref"] == pytest.approx(1.0)
     for fig in ("accuracy_per_round", "accuracy_vs_compute", "resources", "personalized"):
         for ext in ("png", "pdf"):
-            assert (work / f"results/figures/{fig}.{ext}").stat().st_size > 1000
-    assert (work / "results/figures/architecture/digits/iid/dfnas-fast/seed0.png").exists()
-    assert (work / "results/latency/digits/dfnas.json").exists()
-    assert (work / "results/partitions/digits/iid/seed42/heatmap.png").exists()
+            assert (exp / f"figures/{fig}.{ext}").stat().st_size > 1000
+    assert (exp / "figures/architecture/digits/iid/dfnas-fast/seed0.png").exists()
+    assert (exp / "latency/digits/dfnas.json").exists()
+    assert (exp / "logs/digits/iid/fednas/seed0.search.log").exists()
+    assert (exp / "benchmarks/digits/iid/fednas/seed0.train.tsv").exists()
+    assert len(list((work / "results/partitions").glob("digits-*/iid-*/heatmap.png"))) == 1
     # FedNAS's train stage trains exactly the searched genotype, and both stages are costed
-    fednas = work / "results/digits/iid/fednas/seed0"
+    fednas = exp / "runs/digits/iid/fednas/seed0"
     searched = json.loads((fednas / "search/genotype.json").read_text())
     assert json.loads((fednas / "model.json").read_text())["model_args"]["genotype"] == searched
     metrics = json.loads((fednas / "metrics.json").read_text())
@@ -91,7 +101,7 @@ def test_tiny_pipeline_end_to_end(tmp_path):
     dry = subprocess.run([*cmd, "-n"], cwd=work, capture_output=True, text=True, env=env)
     assert "Nothing to be done" in dry.stdout, dry.stdout[-2000:]
     rep = subprocess.run(
-        [*cmd, "--report", "report.html"],
+        [*cmd, "--report", "results/tiny/report.html"],
         cwd=work,
         capture_output=True,
         text=True,
@@ -99,4 +109,4 @@ def test_tiny_pipeline_end_to_end(tmp_path):
         timeout=300,
     )
     assert rep.returncode == 0, rep.stderr[-2000:]
-    assert (work / "report.html").stat().st_size > 10_000
+    assert (exp / "report.html").stat().st_size > 10_000

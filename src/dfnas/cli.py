@@ -109,6 +109,13 @@ def latency(args: argparse.Namespace) -> None:
     print(f"{len(table['op_ms'])} layers measured; fastest child {fastest:.3f} ms -> {args.out}")
 
 
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a share in (0, 1], got {text}")
+    return value
+
+
 @command
 def collect(args: argparse.Namespace) -> None:
     """Gather runs (their metrics.json) into the comparison tables."""
@@ -117,7 +124,7 @@ def collect(args: argparse.Namespace) -> None:
     runs = load_runs(args.metrics)
     for line in unhealthy_searches(runs):
         print(f"WARNING: not a search result: {line}")
-    table = comparison(runs, reference=args.reference)
+    table = comparison(runs, args.reference, args.target_fraction, args.target_accuracy)
     out = Path(args.out_dir)
     write_tables(table, out / "comparison.csv", out / "comparison.md", out / "comparison.tex")
     print(f"{len(table)} rows (reference: {table.attrs['reference']}) -> {out}/comparison.*")
@@ -134,7 +141,7 @@ def figures(args: argparse.Namespace) -> None:
     runs = load_runs(args.metrics)
     out = Path(args.out_dir)
     fig.accuracy_curves(runs, out / "accuracy_per_round")
-    fig.accuracy_vs_compute(pd.read_csv(args.table), out / "accuracy_vs_compute")
+    fig.accuracy_vs_compute(runs, pd.read_csv(args.table), out / "accuracy_vs_compute")
     fig.resource_bars(runs, out / "resources")
     fig.personalized_distribution(runs, out / "personalized")
     print(f"figures for {len(runs)} runs -> {out}")
@@ -198,6 +205,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("collect", help=collect.__doc__)
     p.add_argument("metrics", nargs="+", help="metrics.json files of the runs")
     p.add_argument("--reference", default=None, help="method the cost ratios divide by")
+    p.add_argument(
+        "--target-fraction",
+        type=_share,
+        default=0.9,
+        help="target accuracy as a share of the best final accuracy of each setting",
+    )
+    p.add_argument("--target-accuracy", type=_share, default=None, help="absolute target")
     p.add_argument("--out-dir", required=True)
 
     p = sub.add_parser("figures", help=figures.__doc__)

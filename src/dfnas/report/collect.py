@@ -18,6 +18,7 @@ import pandas as pd
 
 from dfnas.errors import DfnasError
 from dfnas.io import atomic_path
+from dfnas.report.curves import matched_compute
 from dfnas.results import REQUIRED_METRICS
 
 # column in the table -> (key of a collected run, scale); every column is a mean over seeds
@@ -69,12 +70,19 @@ def load_runs(paths: list[str | Path]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def comparison(runs: pd.DataFrame, reference: str | None = None) -> pd.DataFrame:
+def comparison(
+    runs: pd.DataFrame,
+    reference: str | None = None,
+    target_fraction: float = 0.9,
+    target_accuracy: float | None = None,
+) -> pd.DataFrame:
     """Mean (and std over seeds) per dataset x partition x method, with every cost also
     as a ratio to the reference method (DFNAS by default) of the same dataset and
-    partition."""
+    partition, and the two matched-compute readings (report.curves): accuracy at the
+    cheapest method's compute, and the compute needed to reach the target accuracy."""
     keys = ["dataset", "partition", "method"]
     g = runs.groupby(keys, sort=True)
+    matched = matched_compute(runs, target_fraction, target_accuracy).groupby(keys, sort=True)
     table = pd.DataFrame(
         {
             "algorithm": g["algorithm"].first(),
@@ -92,6 +100,15 @@ def comparison(runs: pd.DataFrame, reference: str | None = None) -> pd.DataFrame
     )
     for col, (key, scale) in COSTS.items():
         table[col] = g[key].mean() * scale
+    table["budget_TFLOPs"] = matched["budget_flops"].first() * 1e-12
+    table["acc_at_budget"] = matched["accuracy_at_budget"].mean()
+    table["acc_at_budget_std"] = matched["accuracy_at_budget"].std(ddof=0)
+    table["curve_seeds"] = matched["has_curve"].sum()
+    table["target_acc"] = matched["target_accuracy"].first()
+    # means over the seeds that reached the target; target_reached says how many did
+    table["TFLOPs_to_target"] = matched["flops_to_target"].mean() * 1e-12
+    table["compute_h_to_target"] = matched["seconds_to_target"].mean() / 3600
+    table["target_reached"] = matched["flops_to_target"].count()
     table = table.reset_index()
     ref = reference or _default_reference(runs)
     for col in COSTS:
@@ -144,7 +161,24 @@ def pretty(table: pd.DataFrame) -> pd.DataFrame:
             f"{v:.4g}" + ("" if np.isnan(r) else f" ({r:.2f}x)")
             for v, r in zip(table[col], table[f"{col}_vs_ref"], strict=True)
         ]
+    out["acc @ budget %"] = [
+        _pm(m, s) if not np.isnan(m) else ("none within" if c else "n/a")
+        for m, s, c in zip(
+            table["acc_at_budget"], table["acc_at_budget_std"], table["curve_seeds"], strict=True
+        )
+    ]
+    for col in ("TFLOPs_to_target", "compute_h_to_target"):
+        out[col] = [
+            _reached(v, k, n)
+            for v, k, n in zip(table[col], table["target_reached"], table["seeds"], strict=True)
+        ]
     return out
+
+
+def _reached(value: float, reached: int, seeds: int) -> str:
+    if not reached:
+        return "not reached"
+    return f"{value:.4g}" + ("" if reached == seeds else f" ({reached}/{seeds} seeds)")
 
 
 def write_tables(table: pd.DataFrame, csv: Path, md: Path, tex: Path) -> None:
@@ -154,10 +188,17 @@ def write_tables(table: pd.DataFrame, csv: Path, md: Path, tex: Path) -> None:
     ref = table.attrs.get("reference")
     note = (
         f"\n\nCosts in parentheses: ratio to `{ref}` on the same dataset and partition. "
-        "compute_h is client CPU hours (GPU: device hours); comm_MB counts both directions. "
-        "(!): a search of this row ended near chance or with a uniform alpha.\n"
         if ref
-        else "\n"
+        else "\n\n"
+    ) + (
+        "compute_h is client CPU hours (GPU: device hours); comm_MB counts both directions. "
+        "acc @ budget: accuracy at the last evaluated round within the total training "
+        'TFLOPs of the cheapest method of the setting ("none within": no evaluated round '
+        "within it; "
+        + ", ".join(f"{b:.4g}" for b in table["budget_TFLOPs"].dropna().unique())
+        + "). TFLOPs/compute_h to target: client compute spent when the run first reached "
+        + ", ".join(f"{100 * t:.2f} %" for t in table["target_acc"].dropna().unique())
+        + ". (!): a search of this row ended near chance or with a uniform alpha.\n"
     )
     with atomic_path(md) as tmp:
         Path(tmp).write_text(nice.to_markdown(index=False) + note)

@@ -1,10 +1,10 @@
 """The paper's figures, from runs that follow the result contract (PNG and PDF each)::
 
-accuracy_curves(runs, "results/figures/accuracy_per_round")
-accuracy_vs_compute(table, "results/figures/accuracy_vs_compute")
-resource_bars(runs, "results/figures/resources")
-personalized_distribution(runs, "results/figures/personalized")
-architecture_evolution("…/dfnas/seed0/architecture.json", "results/figures/architecture/…")
+accuracy_curves(runs, "results/digits/figures/accuracy_per_round")
+accuracy_vs_compute(runs, table, "results/digits/figures/accuracy_vs_compute")
+resource_bars(runs, "results/digits/figures/resources")
+personalized_distribution(runs, "results/digits/figures/personalized")
+architecture_evolution("…/dfnas/seed0/architecture.json", "results/digits/figures/architecture/…")
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -21,6 +22,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from dfnas.io import atomic_path  # noqa: E402
+from dfnas.report.curves import compute_curve, history  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="paper")
 
@@ -37,25 +39,10 @@ def save(fig: plt.Figure, stem: str | Path) -> list[Path]:
     return paths
 
 
-def _history(run_dir: str) -> pd.DataFrame:
-    """A run's per-round history; a two-stage run's search rounds come first."""
-    parts, offset = [], 0
-    search = Path(run_dir) / "search" / "history.csv"
-    for path in (search, Path(run_dir) / "history.csv"):
-        if path.exists():
-            h = pd.read_csv(path)
-            h["round"] = h["round"] + offset + 1
-            offset = int(h["round"].max())
-            parts.append(h)
-    if not parts:  # an external run may write only metrics.json
-        return pd.DataFrame({"round": [], "test_accuracy": []})
-    return pd.concat(parts, ignore_index=True)
-
-
 def accuracy_curves(runs: pd.DataFrame, stem: str | Path) -> list[Path]:
     frames = []
     for row in runs.itertuples():
-        h = _history(row.run_dir)
+        h = history(row.run_dir)
         h = h[h["test_accuracy"].notna()]
         frames.append(
             pd.DataFrame(
@@ -86,25 +73,51 @@ def accuracy_curves(runs: pd.DataFrame, stem: str | Path) -> list[Path]:
     return save(grid.figure, stem)
 
 
-def accuracy_vs_compute(table: pd.DataFrame, stem: str | Path) -> list[Path]:
-    settings = list(table.groupby(["dataset", "partition"]))
-    fig, axes = plt.subplots(1, len(settings), figsize=(4.2 * len(settings), 3.4), squeeze=False)
+def accuracy_vs_compute(runs: pd.DataFrame, table: pd.DataFrame, stem: str | Path) -> list[Path]:
+    """Each method's accuracy over its rounds against the client compute spent so far
+    (mean and band of one std over seeds; a two-stage method's search comes first), with
+    the table's matched-compute budget (dashed) and target accuracy (dotted)."""
+    settings = list(runs.groupby(["dataset", "partition"]))
+    fig, axes = plt.subplots(1, len(settings), figsize=(4.6 * len(settings), 3.6), squeeze=False)
+    palette = dict(zip(sorted(runs["method"].unique()), sns.color_palette(), strict=False))
     for ax, ((dataset, part), block) in zip(axes[0], settings, strict=True):
-        for row in block.itertuples():
-            ax.errorbar(row.train_TFLOPs, row.accuracy, yerr=row.accuracy_std, fmt="o", capsize=3)
-            ax.annotate(
-                row.method,
-                (row.train_TFLOPs, row.accuracy),
-                fontsize=7,
-                xytext=(4, 3),
-                textcoords="offset points",
+        for method, rows in block.groupby("method"):
+            seeds = [
+                compute_curve(r.run_dir, str(r.device).startswith("cuda")).set_index("round")
+                for r in rows.itertuples()
+            ]
+            seeds = [c for c in seeds if len(c)]
+            if not seeds:
+                continue
+            both = pd.concat(seeds, keys=range(len(seeds))).groupby(level="round")
+            x, acc, sd = (
+                both["flops"].mean() * 1e-12,
+                both["accuracy"].mean(),
+                both["accuracy"].std(ddof=0),
             )
-        ax.set_xscale("log")
-        ax.set_xlabel("total client training compute (TFLOPs, log)")
+            color = palette[method]
+            ax.plot(x, acc, marker=".", color=color, label=method)
+            ax.fill_between(x, acc - sd.fillna(0), acc + sd.fillna(0), color=color, alpha=0.2)
+        rows = table[(table["dataset"] == dataset) & (table["partition"] == part)]
+        if "budget_TFLOPs" in rows and rows["budget_TFLOPs"].notna().any():
+            ax.axvline(rows["budget_TFLOPs"].dropna().iloc[0], color="grey", ls="--", lw=1)
+            ax.axhline(rows["target_acc"].dropna().iloc[0], color="grey", ls=":", lw=1)
+        _log_axis(ax, "x")
+        ax.set_xlabel("cumulative client training compute (TFLOPs, log)")
         ax.set_ylabel("global test accuracy")
         ax.set_title(f"{dataset} / {part}")
+        ax.legend(fontsize=7)
     fig.tight_layout()
     return save(fig, stem)
+
+
+def _log_axis(ax: plt.Axes, which: str) -> None:
+    """Log scale with plain decade labels only: matplotlib's minor-tick labels
+    ("3x10^-2 4x10^-2") overlap when the range is short."""
+    getattr(ax, f"set_{which}scale")("log")
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    axis.set_major_formatter(matplotlib.ticker.LogFormatterSciNotation(labelOnlyBase=True))
+    axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
 def resource_bars(runs: pd.DataFrame, stem: str | Path) -> list[Path]:
@@ -145,7 +158,7 @@ def resource_bars(runs: pd.DataFrame, stem: str | Path) -> list[Path]:
                 ]
                 ax.barh(methods, vals, left=bottom, color=colors[stage], label=stage)
                 bottom += np.array(vals)
-            ax.set_xscale("log")
+            _log_axis(ax, "x")
             ax.set_xlabel(f"{metric} (log)")
             ax.set_title(setting if c == 0 else "")
         axes[r, 0].legend(loc="lower right", fontsize=7)
