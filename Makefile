@@ -1,10 +1,12 @@
 # Two entry points, both from a fresh clone:
 #   make run    install into .venv and run the default pipeline (digits, no download)
 #   make test   install into .venv and run the linters and the test suite (what CI runs)
+#   make paper  the paper's figure set, CPU twins (config/paper/*_cpu.yaml; needs CIFAR-10
+#               under data/); PAPER=gpu for the paper-size configs
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run test lint clean
+.PHONY: setup run test lint clean paper
 
 setup: $(VENV)/.installed
 
@@ -16,6 +18,12 @@ $(VENV)/.installed: pyproject.toml
 
 run: setup
 	$(VENV)/bin/snakemake --cores all
+
+PAPER ?= cpu
+PAPER_CONFIGS := $(if $(filter gpu,$(PAPER)),config/paper/cross_silo.yaml config/paper/cross_device.yaml,$(wildcard config/paper/*_cpu.yaml))
+
+paper: setup
+	set -e; for c in $(PAPER_CONFIGS); do $(VENV)/bin/snakemake --cores all --configfile $$c; done
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks
