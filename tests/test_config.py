@@ -77,6 +77,36 @@ def test_schema_enum_matches_registry():
             lambda c: c["partitions"]["p"].update(partitioner="natural"),
             r"^partitions\.p\.partitioner: 'natural' needs client ids",
         ),
+        # four that once reached a job
+        (
+            lambda c: c.update(
+                training={"clients_per_round": 50}, runs={"r": {"method": "fedavg"}}
+            ),
+            r"^training\.clients_per_round: 50 but partition 'p' has 4 clients",
+        ),
+        (
+            lambda c: c["datasets"].update(mine={"loader": "npz", "path": "no/such.npz"}),
+            r"^datasets\.mine\.path: no/such\.npz not found",
+        ),
+        (
+            lambda c: c.update(
+                runs={
+                    "f": {
+                        "method": "fednas",
+                        "model_args": {"C": 2, "layers": 3},
+                        "train_stage": {"model_args": {"C": -4}},
+                    }
+                }
+            ),
+            r"^runs\.f\.train_stage\.model_args: model 'darts' cannot be built",
+        ),
+        (
+            lambda c: c.update(
+                devices={"tiny": {"macs": 1000}},
+                runs={"d": {"method": "dfnas", "devices": ["tiny"]}},
+            ),
+            r"^runs\.d-tiny\.options\.budget_macs: 1000 is below the cheapest child",
+        ),
     ],
 )
 def test_bad_config_names_the_key(edit, message):

@@ -4,7 +4,9 @@ belong to the chosen partitioner, partitions that cannot be built. Each raises a
 
 from __future__ import annotations
 
-from dfnas.data import DATASETS, KNOWN_TRAIN_SIZES
+from pathlib import Path
+
+from dfnas.data import DATASETS, KNOWN_SHAPES, KNOWN_TRAIN_SIZES
 from dfnas.errors import ConfigError
 from dfnas.partition.partitioners import COMMON_KEYS, PARTITIONERS, partitioner_params
 
@@ -22,10 +24,65 @@ def check_semantics(config: dict) -> None:
             )
         if loader == "npz" and "path" not in opts:
             raise ConfigError(f"datasets.{name}.path: the npz loader needs the .npz file's path")
+        if loader == "npz":
+            path = Path(opts["path"])
+            if not path.exists() and not (Path(config.get("data_root", "data")) / path).exists():
+                raise ConfigError(
+                    f"datasets.{name}.path: {opts['path']} not found "
+                    f"(nor under data_root {config.get('data_root', 'data')})"
+                )
     for pname, spec in config["partitions"].items():
         _check_partition(pname, spec, config["datasets"])
     for rname, run in config.get("runs", {}).items():
         _check_run(rname, run, config.get("training", {}))
+        _check_participation(rname, run, config)
+        _check_budgets(rname, run, config["datasets"])
+
+
+def _check_participation(rname: str, run: dict, config: dict) -> None:
+    """More clients per round than a partition has would silently train them all."""
+    layers = [
+        ("training", config.get("training", {})),
+        (f"runs.{rname}.training", run.get("training", {})),
+        *_train_stage(rname, run),
+    ]
+    per_round, where = "all", "training"
+    for key, training in layers:  # the last layer that sets it is the one to name
+        if "clients_per_round" in training:
+            per_round, where = training["clients_per_round"], key
+        if per_round == "all":
+            continue
+        for pname, spec in config["partitions"].items():
+            if per_round > spec["num_clients"]:
+                raise ConfigError(
+                    f"{where}.clients_per_round: {per_round} but partition "
+                    f"'{pname}' has {spec['num_clients']} clients (run '{rname}')"
+                )
+
+
+def _train_stage(rname: str, run: dict) -> list[tuple[str, dict]]:
+    stage = run.get("train_stage")
+    return [(f"runs.{rname}.train_stage.training", stage.get("training", {}))] if stage else []
+
+
+def _check_budgets(rname: str, run: dict, datasets: dict) -> None:
+    """A MACs budget below the cheapest child of the space, at each dataset's resolution."""
+    budget = run.get("options", {}).get("budget_macs")
+    if budget is None or run["method"] != "dfnas":
+        return
+    from dfnas.search.derive import Budget
+    from dfnas.search.supernet import CostTable, ShuffleSupernet
+
+    for dname, opts in datasets.items():
+        shape = KNOWN_SHAPES.get(opts.get("loader", dname))
+        if shape is None:
+            continue  # checked in the run, once the data's shape is known
+        net = ShuffleSupernet(shape, 10, **run.get("model_args", {}))
+        table = CostTable(net)
+        try:
+            Budget("macs", budget, table.op_macs, table.fixed_macs).check_reachable()
+        except ConfigError as exc:
+            raise ConfigError(f"runs.{rname}.{exc} on dataset '{dname}'") from None
 
 
 def _check_run(rname: str, run: dict, training: dict) -> None:
@@ -52,6 +109,7 @@ def _check_run(rname: str, run: dict, training: dict) -> None:
             )
         except ConfigError as exc:
             raise ConfigError(f"{key}.train_stage.{exc}") from None
+        _check_model(f"{key}.train_stage", "darts", stage.get("model_args", {}), train_stage=True)
     model = run.get("model", METHODS.get(run["method"]).default_model)
     if model not in MODELS:
         raise ConfigError(
@@ -104,3 +162,19 @@ def _check_partition(pname: str, spec: dict, datasets: dict) -> None:
                 f"{key}.num_clients: {spec['num_clients']} clients but dataset '{dname}' "
                 f"has only {size} train samples"
             )
+
+
+def _check_model(key: str, model: str, model_args: dict, train_stage: bool = False) -> None:
+    """Build the model on a CIFAR-sized dummy input: bad sizes fail here, not in a job."""
+    from dfnas.models import build_model
+    from dfnas.models.registry import model_params
+
+    for arg in model_args:
+        if train_stage and arg == "genotype":
+            raise ConfigError(f"{key}.model_args.genotype: the train stage takes the searched one")
+        if arg not in model_params(model):
+            raise ConfigError(f"{key}.model_args.{arg}: not an argument of model '{model}'")
+    try:
+        build_model(model, in_shape=(3, 32, 32), num_classes=10, **model_args)
+    except (ValueError, RuntimeError, TypeError) as exc:
+        raise ConfigError(f"{key}.model_args: model '{model}' cannot be built ({exc})") from None

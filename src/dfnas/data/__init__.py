@@ -17,7 +17,14 @@ from dfnas.data.base import ImageDataset, load_cached
 from dfnas.data.registry import DATASETS
 from dfnas.errors import ConfigError
 
-__all__ = ["DATASETS", "ImageDataset", "load_cached", "load_dataset", "KNOWN_TRAIN_SIZES"]
+__all__ = [
+    "DATASETS",
+    "ImageDataset",
+    "load_cached",
+    "load_dataset",
+    "KNOWN_SHAPES",
+    "KNOWN_TRAIN_SIZES",
+]
 
 # Train-set sizes known without reading any file, so that impossible partitions (more
 # clients than samples) are refused when the workflow starts, before any job runs.
@@ -27,6 +34,16 @@ KNOWN_TRAIN_SIZES = {
     "cifar100": 50_000,
     "mnist": 60_000,
     "fashion_mnist": 60_000,
+}
+
+# Input shapes known without reading any file: a device budget is checked against the
+# space at the real resolution when the workflow starts.
+KNOWN_SHAPES = {
+    "digits": (1, 8, 8),
+    "cifar10": (3, 32, 32),
+    "cifar100": (3, 32, 32),
+    "mnist": (1, 28, 28),
+    "fashion_mnist": (1, 28, 28),
 }
 
 
