@@ -6,7 +6,6 @@ so a job killed midway never leaves a file that a later stage (or Snakemake) wou
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -57,11 +56,3 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
-def file_digest(path: str | Path, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()

@@ -50,10 +50,6 @@ class StreamingMean:
                 prev = self._sum.get(key)
                 self._sum[key] = t.clone() if prev is None else torch.maximum(prev, t)
 
-    @property
-    def count_weight(self) -> float:
-        return self._total
-
     def result(self, like: Mapping[str, torch.Tensor] | None = None) -> State:
         """The mean, cast back to each entry's dtype (``like`` gives dtypes and layout)."""
         if self._total == 0:
