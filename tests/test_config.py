@@ -115,3 +115,14 @@ def test_bad_config_names_the_key(edit, message):
     with pytest.raises(ConfigError, match=message) as info:
         check_config(cfg)
     assert "\n" not in str(info.value)
+
+
+def test_clients_per_round_is_checked_at_its_effective_value():
+    """A global value that every run overrides is not what runs: no error for it."""
+    cfg = _base()
+    cfg["training"] = {"clients_per_round": 50}
+    cfg["runs"] = {"r": {"method": "fedavg", "training": {"clients_per_round": 2}}}
+    check_config(cfg)
+    cfg["runs"]["r"]["training"]["clients_per_round"] = 9
+    with pytest.raises(ConfigError, match=r"^runs\.r\.training\.clients_per_round: 9 but"):
+        check_config(cfg)

@@ -4,9 +4,8 @@ belong to the chosen partitioner, partitions that cannot be built. Each raises a
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from dfnas.data import DATASETS, KNOWN_SHAPES, KNOWN_TRAIN_SIZES
+from dfnas.data.npz import find_npz
 from dfnas.errors import ConfigError
 from dfnas.partition.partitioners import COMMON_KEYS, PARTITIONERS, partitioner_params
 
@@ -24,13 +23,11 @@ def check_semantics(config: dict) -> None:
             )
         if loader == "npz" and "path" not in opts:
             raise ConfigError(f"datasets.{name}.path: the npz loader needs the .npz file's path")
-        if loader == "npz":
-            path = Path(opts["path"])
-            if not path.exists() and not (Path(config.get("data_root", "data")) / path).exists():
-                raise ConfigError(
-                    f"datasets.{name}.path: {opts['path']} not found "
-                    f"(nor under data_root {config.get('data_root', 'data')})"
-                )
+        root = config.get("data_root", "data")
+        if loader == "npz" and find_npz(root, opts["path"]) is None:
+            raise ConfigError(
+                f"datasets.{name}.path: {opts['path']} not found (nor under data_root {root})"
+            )
     for pname, spec in config["partitions"].items():
         _check_partition(pname, spec, config["datasets"])
     for rname, run in config.get("runs", {}).items():
@@ -40,29 +37,27 @@ def check_semantics(config: dict) -> None:
 
 
 def _check_participation(rname: str, run: dict, config: dict) -> None:
-    """More clients per round than a partition has would silently train them all."""
+    """More clients per round than a partition has would silently train them all. Each
+    stage is checked at its effective value, naming the layer of the config that set it."""
     layers = [
         ("training", config.get("training", {})),
         (f"runs.{rname}.training", run.get("training", {})),
-        *_train_stage(rname, run),
     ]
-    per_round, where = "all", "training"
-    for key, training in layers:  # the last layer that sets it is the one to name
-        if "clients_per_round" in training:
-            per_round, where = training["clients_per_round"], key
-        if per_round == "all":
+    stages = [layers]
+    if "train_stage" in run:
+        stage = (f"runs.{rname}.train_stage.training", run["train_stage"].get("training", {}))
+        stages.append([*layers, stage])
+    for stage_layers in stages:
+        setters = [(k, t["clients_per_round"]) for k, t in stage_layers if "clients_per_round" in t]
+        if not setters or setters[-1][1] == "all":
             continue
+        where, per_round = setters[-1]
         for pname, spec in config["partitions"].items():
             if per_round > spec["num_clients"]:
                 raise ConfigError(
                     f"{where}.clients_per_round: {per_round} but partition "
                     f"'{pname}' has {spec['num_clients']} clients (run '{rname}')"
                 )
-
-
-def _train_stage(rname: str, run: dict) -> list[tuple[str, dict]]:
-    stage = run.get("train_stage")
-    return [(f"runs.{rname}.train_stage.training", stage.get("training", {}))] if stage else []
 
 
 def _check_budgets(rname: str, run: dict, datasets: dict) -> None:
@@ -91,7 +86,6 @@ def _check_run(rname: str, run: dict, training: dict) -> None:
     from dfnas.federated.config import TrainConfig
     from dfnas.methods import METHODS, MethodSetup
     from dfnas.models import MODELS
-    from dfnas.models.registry import model_params
 
     key = f"runs.{rname}"
     if run["method"] not in METHODS:
@@ -115,9 +109,7 @@ def _check_run(rname: str, run: dict, training: dict) -> None:
         raise ConfigError(
             f"{key}.model: unknown model '{model}'; known: {', '.join(MODELS.names())}"
         )
-    for arg in run.get("model_args", {}):
-        if arg not in model_params(model):
-            raise ConfigError(f"{key}.model_args.{arg}: not an argument of model '{model}'")
+    _check_model_args(key, model, run.get("model_args", {}))
     options = dict(run.get("options", {}))
     if options.get("latency_table"):  # measured by the workflow later; checked in the run
         options.pop("latency_table")
@@ -164,16 +156,21 @@ def _check_partition(pname: str, spec: dict, datasets: dict) -> None:
             )
 
 
-def _check_model(key: str, model: str, model_args: dict, train_stage: bool = False) -> None:
-    """Build the model on a CIFAR-sized dummy input: bad sizes fail here, not in a job."""
-    from dfnas.models import build_model
+def _check_model_args(key: str, model: str, model_args: dict) -> None:
     from dfnas.models.registry import model_params
 
     for arg in model_args:
-        if train_stage and arg == "genotype":
-            raise ConfigError(f"{key}.model_args.genotype: the train stage takes the searched one")
         if arg not in model_params(model):
             raise ConfigError(f"{key}.model_args.{arg}: not an argument of model '{model}'")
+
+
+def _check_model(key: str, model: str, model_args: dict, train_stage: bool = False) -> None:
+    """Build the model on a CIFAR-sized dummy input: bad sizes fail here, not in a job."""
+    from dfnas.models import build_model
+
+    if train_stage and "genotype" in model_args:
+        raise ConfigError(f"{key}.model_args.genotype: the train stage takes the searched one")
+    _check_model_args(key, model, model_args)
     try:
         build_model(model, in_shape=(3, 32, 32), num_classes=10, **model_args)
     except (ValueError, RuntimeError, TypeError) as exc:

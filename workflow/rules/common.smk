@@ -73,22 +73,21 @@ wildcard_constraints:
     run=alternatives(RUNS),
 
 
-def _dataset_of_key(dkey):
-    return next(d for d, key in DATASET_KEYS.items() if key == dkey)
+DATASET_OF_KEY = {key: d for d, key in DATASET_KEYS.items()}
+PARTITION_OF_KEY = {key: p for p, key in PARTITION_KEYS.items()}
 
 
 def dataset_name(wildcards):
-    return _dataset_of_key(wildcards.dkey)
+    return DATASET_OF_KEY[wildcards.dkey]
 
 
 def dataset_options(wildcards):
-    return json.dumps(config["datasets"][_dataset_of_key(wildcards.dkey)], sort_keys=True)
+    return json.dumps(config["datasets"][DATASET_OF_KEY[wildcards.dkey]], sort_keys=True)
 
 
 def partition_spec(wildcards):
     """The spec of the partition cached under ``wildcards.pkey``."""
-    name = next(p for p, key in PARTITION_KEYS.items() if key == wildcards.pkey)
-    return json.dumps(config["partitions"][name], sort_keys=True)
+    return json.dumps(config["partitions"][PARTITION_OF_KEY[wildcards.pkey]], sort_keys=True)
 
 
 def dataset_dir(dataset):

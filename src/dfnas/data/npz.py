@@ -22,12 +22,19 @@ from dfnas.errors import DatasetError
 REQUIRED = ("x_train", "y_train", "x_test", "y_test")
 
 
-@DATASETS.register("npz")
-def load_npz(root: Path, path: str) -> ImageDataset:
+def find_npz(root: str | Path, path: str) -> Path | None:
+    """``path`` as given (absolute, or relative to the working directory), else under
+    ``root``; None when neither exists. The config check and the loader both use it."""
     file = Path(path)
     if not file.is_absolute() and not file.exists():
         file = Path(root) / file
-    if not file.exists():
+    return file if file.exists() else None
+
+
+@DATASETS.register("npz")
+def load_npz(root: Path, path: str) -> ImageDataset:
+    file = find_npz(root, path)
+    if file is None:
         raise DatasetError(f"npz dataset: file {path} not found (nor under {root})")
     try:
         with np.load(file, allow_pickle=False) as z:

@@ -85,9 +85,7 @@ def matched_compute(
     out["accuracy_at_budget"] = out["flops_to_target"] = out["seconds_to_target"] = np.nan
     out["has_curve"] = False
     curves = {
-        i: compute_curve(row["run_dir"], str(row.get("device", "")).startswith("cuda"))
-        if isinstance(row.get("run_dir"), str)
-        else compute_curve("")
+        i: compute_curve(row.get("run_dir") or "", str(row.get("device", "")).startswith("cuda"))
         for i, row in runs.iterrows()
     }
     for _, block in runs.groupby(["dataset", "partition"]):
