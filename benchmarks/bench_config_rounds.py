@@ -26,6 +26,7 @@ from dfnas.data import ImageDataset
 from dfnas.federated.config import TrainConfig
 from dfnas.federated.loop import run_federated
 from dfnas.methods import METHODS, MethodSetup
+from dfnas.methods.stages import stage_spec
 from dfnas.partition.split import local_test_split
 
 SHAPES = {"cifar10": ((3, 32, 32), 10, 50_000), "digits": ((1, 8, 8), 10, 1_437)}
@@ -45,33 +46,27 @@ def fake_data(dataset: str, clients: int, seed: int = 0) -> tuple[ImageDataset, 
     return ds, local_test_split(np.array_split(np.arange(n), clients), 0.2, seed=0)
 
 
-def stages(name: str, run: dict, training: dict) -> list[tuple[str, dict, int]]:
-    """(label, spec, rounds in the config) per stage of one run."""
-    train = {**training, **run.get("training", {})}
-    spec = {k: v for k, v in run.items() if k in ("method", "model", "model_args", "options")}
-    if run["method"] == "fednas":
-        stage = run.get("train_stage", {})
-        child = {
-            "method": "fedavg",
-            "model": "darts",
-            "model_args": stage.get("model_args", {}),
-        }
-        child_train = {**train, **stage.get("training", {})}
-        return [
-            (f"{name}/search", {**spec, "training": train}, train["rounds"]),
-            (f"{name}/train", {**child, "training": child_train}, child_train["rounds"]),
-        ]
-    return [(name, {**spec, "training": train}, train["rounds"])]
+def stages(name: str, run: dict, training: dict) -> list[tuple[str, str, dict, int]]:
+    """(label, executing method, spec, rounds in the config) per stage of one run; a later
+    stage's hand-off (FedNAS's genotype) is left to the model's default."""
+    declared = METHODS.get(run["method"]).stages
+    out = []
+    for index, stage in enumerate(declared):
+        spec = stage_spec(run, declared, index, training)
+        label = name if len(declared) == 1 else f"{name}/{stage.name}"
+        out.append((label, stage.method or run["method"], spec, spec["training"]["rounds"]))
+    return out
 
 
-def time_rounds(spec: dict, ds, part, rounds: int, device: str) -> tuple[list[float], float]:
+def time_rounds(
+    method_name: str, spec: dict, ds, part, rounds: int, device: str
+) -> tuple[list[float], float]:
     """Wall seconds of each round and the device's peak memory (GiB; 0 on CPU)."""
     training = {**spec["training"], "rounds": rounds, "eval_every": rounds}
     options = dict(spec.get("options", {}))
-    if spec["method"] == "dfnas":
+    if method_name == "dfnas":  # every timed round a search round
         options.update(search_rounds=rounds, warmup_rounds=0)
-        options.pop("devices", None)
-    method_cls = METHODS.get(spec["method"])
+    method_cls = METHODS.get(method_name)
     method = method_cls(
         MethodSetup(
             model=spec.get("model", method_cls.default_model),
@@ -111,9 +106,9 @@ def main() -> None:
     for name, run in cfg["runs"].items():
         if args.only and name not in args.only:
             continue
-        for label, spec, config_rounds in stages(name, run, training):
+        for label, method_name, spec, config_rounds in stages(name, run, training):
             t = time.time()
-            seconds, peak = time_rounds(spec, ds, part, args.rounds, args.device)
+            seconds, peak = time_rounds(method_name, spec, ds, part, args.rounds, args.device)
             steady = float(np.median(seconds[1:])) if len(seconds) > 1 else seconds[0]
             hours = steady * config_rounds / 3600
             total += hours * len(cfg.get("seeds", [0]))

@@ -232,9 +232,9 @@ def test_search_warnings_and_the_table_flag():
         {
             "dataset": ["d", "d"],
             "partition": ["p", "p"],
-            "method": ["dfnas", "fedavg"],
+            "run": ["dfnas", "fedavg"],
             "seed": [0, 0],
-            "algorithm": ["dfnas", "fedavg"],
+            "method": ["dfnas", "fedavg"],
             "run_dir": ["r/dfnas", "r/fedavg"],
             "search_warnings": ["; ".join(warnings), ""],
             **{
@@ -255,7 +255,7 @@ def test_search_warnings_and_the_table_flag():
         }
     )
     table = comparison(runs)
-    assert pretty(table)["method"].tolist() == ["dfnas (!)", "fedavg"]
+    assert pretty(table)["run"].tolist() == ["dfnas (!)", "fedavg"]
     assert unhealthy_searches(runs) == [f"r/dfnas: {'; '.join(warnings)}"]
 
 
@@ -289,5 +289,5 @@ def test_a_two_stage_result_carries_its_search_warnings():
     from dfnas.results import SUMMED, combine_stages
 
     stage = {k: 1 for k in (*SUMMED, "peak_memory_bytes")}
-    search = {**stage, "search_warnings": ["alpha_uniform: ..."]}
+    search = {**stage, "stage": "search", "search_warnings": ["alpha_uniform: ..."]}
     assert combine_stages(search, dict(stage))["search_warnings"] == ["alpha_uniform: ..."]

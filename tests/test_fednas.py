@@ -108,17 +108,19 @@ def test_train_stage_builds_exactly_the_genotype(tmp_path):
                    ["skip_connect", 2], ["avg_pool_3x3", 0]],
         "reduce_concat": [2, 3, 4, 5],
     }  # fmt: skip
-    (tmp_path / "genotype.json").write_text(json.dumps(geno))
+    search_dir = tmp_path / "search"  # what the search stage hands over, by hand
+    search_dir.mkdir()
+    (search_dir / "genotype.json").write_text(json.dumps(geno))
     search = {k: 1 for k in ("train_flops", "bytes_down", "bytes_up", "wall_seconds",
                              "client_seconds", "client_cpu_seconds", "rounds",
                              "peak_memory_bytes")}  # fmt: skip
-    (tmp_path / "search.json").write_text(json.dumps(search))
-    spec = {"method": "fedavg", "model": "darts", "model_args": {"C": 4, "layers": 3},
+    search |= {"stage": "search", "stages": {"search": {"train_flops": 1, "rounds": 1}}}
+    (search_dir / "metrics.json").write_text(json.dumps(search))
+    spec = {"method": "fednas", "model": "darts", "model_args": {"C": 4, "layers": 3},
             "training": {"rounds": 1, "personalize_epochs": 0}}  # fmt: skip
     out = tmp_path / "out"
     metrics = run_method(spec, tmp_path / "data.npz", tmp_path / "p" / "partition.json", 0, out,
-                         name="fednas", genotype=tmp_path / "genotype.json",
-                         prior_stage=tmp_path / "search.json")  # fmt: skip
+                         name="fednas", stage="train", prior=search_dir)  # fmt: skip
     spec_back = json.loads((out / "model.json").read_text())
     assert spec_back["model_args"]["genotype"] == geno
     net = build_model("darts", (1, 8, 8), 4, **spec_back["model_args"])
@@ -134,16 +136,24 @@ def test_train_stage_builds_exactly_the_genotype(tmp_path):
     assert metrics["stages"]["search"]["train_flops"] == 1
     assert metrics["train_flops"] == 1 + metrics["stages"]["train"]["train_flops"]
     assert metrics["rounds"] == 2
+    assert (metrics["method"], metrics["run"], metrics["prior_stages"]) == (
+        "fednas",
+        "fednas",
+        ["search"],
+    )
 
 
 def test_combine_stages_sums_costs():
     keys = ("train_flops", "bytes_down", "bytes_up", "wall_seconds", "client_seconds",
             "client_cpu_seconds", "rounds")  # fmt: skip
-    a = {k: 2 for k in keys} | {"peak_memory_bytes": 5}
-    b = {k: 3 for k in keys} | {"peak_memory_bytes": 4, "accuracy": 0.5}
+    a = {k: 2 for k in keys} | {"peak_memory_bytes": 5, "stage": "search"}
+    a["stages"] = {"search": {"rounds": 2, "train_flops": 2}}
+    b = {k: 3 for k in keys} | {"peak_memory_bytes": 4, "accuracy": 0.5, "stage": "train"}
+    b["stages"] = {"train": {"rounds": 3, "train_flops": 3}}
     out = combine_stages(a, b)
     assert all(out[k] == 5 for k in keys) and out["peak_memory_bytes"] == 5
     assert out["accuracy"] == 0.5 and out["stages"]["search"]["rounds"] == 2
+    assert out["stages"]["train"]["rounds"] == 3 and out["prior_stages"] == ["search"]
 
 
 @pytest.mark.parametrize("shape", [(1, 8, 8), (1, 28, 28), (3, 32, 32)])

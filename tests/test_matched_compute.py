@@ -31,12 +31,16 @@ def _run(root, method, seed, rounds, search=None, accuracy=None):
                 "test_accuracy": [r[2] for r in rows],
             }
         ).to_csv(d / sub / "history.csv", index=False)
-    metrics = {k: 0 for k in REQUIRED_METRICS} | {
-        "method": method,
-        "accuracy": accuracy if accuracy is not None else rounds[-1][2],
-        "train_flops": sum(r[0] for r in (search or []) + rounds),
-        "device": "cpu",
-    }
+    metrics = (
+        {k: 0 for k in REQUIRED_METRICS}
+        | {
+            "method": method,
+            "accuracy": accuracy if accuracy is not None else rounds[-1][2],
+            "train_flops": sum(r[0] for r in (search or []) + rounds),
+            "device": "cpu",
+        }
+        | ({"prior_stages": ["search"]} if search else {})
+    )
     (d / "metrics.json").write_text(json.dumps(metrics))
     return d / "metrics.json"
 
@@ -60,7 +64,7 @@ def fixture_runs(tmp_path):
 
 
 def test_curve_puts_search_first_and_counts_cpu_seconds(fixture_runs):
-    nas = fixture_runs[fixture_runs["method"] == "nas"].iloc[0]
+    nas = fixture_runs[fixture_runs["run"] == "nas"].iloc[0]
     curve = compute_curve(nas.run_dir)
     # the unevaluated first search round is dropped, but its compute is counted
     assert curve["flops"].tolist() == [2 * TF, 2.5 * TF, 3 * TF, 3.5 * TF]
@@ -73,7 +77,7 @@ def test_curve_puts_search_first_and_counts_cpu_seconds(fixture_runs):
 
 
 def test_table_columns_by_hand(fixture_runs):
-    table = comparison(fixture_runs).set_index("method")
+    table = comparison(fixture_runs).set_index("run")
     # budget: the cheapest method's mean total = cheap's 3 TFLOPs (nas: 3.5)
     assert table.loc["cheap", "budget_TFLOPs"] == pytest.approx(3.0)
     # cheap at 3 TFLOPs: its last rounds, (0.70 + 0.72) / 2; nas at 3 TFLOPs: 0.80
@@ -86,17 +90,17 @@ def test_table_columns_by_hand(fixture_runs):
     assert table.loc["nas", "TFLOPs_to_target"] == pytest.approx(3.5)
     assert table.loc["nas", "compute_h_to_target"] == pytest.approx(215 / 3600)
 
-    nice = pretty(table.reset_index()).set_index("method")
+    nice = pretty(table.reset_index()).set_index("run")
     assert nice.loc["cheap", "TFLOPs_to_target"] == "not reached"
     assert nice.loc["cheap", "acc @ budget %"] == "71.00 ± 1.00"
 
 
 def test_absolute_target_and_partial_reach(fixture_runs):
-    table = comparison(fixture_runs, target_accuracy=0.7).set_index("method")
+    table = comparison(fixture_runs, target_accuracy=0.7).set_index("run")
     # seed 0 reached 0.70 after 3 TFLOPs, seed 1 reached 0.72 after 3 TFLOPs
     assert table.loc["cheap", "target_reached"] == 2
     assert table.loc["cheap", "TFLOPs_to_target"] == pytest.approx(3.0)
-    table = comparison(fixture_runs, target_accuracy=0.6).set_index("method")
+    table = comparison(fixture_runs, target_accuracy=0.6).set_index("run")
     assert table.loc["cheap", "TFLOPs_to_target"] == pytest.approx(2.0)
     assert table.loc["nas", "TFLOPs_to_target"] == pytest.approx(3.0)
 
@@ -107,9 +111,7 @@ def test_run_without_history_gets_no_matched_columns(fixture_runs, tmp_path):
     metrics = {k: 0 for k in REQUIRED_METRICS} | {"method": "external", "accuracy": 0.3}
     (d / "metrics.json").write_text(json.dumps(metrics))
     runs = pd.concat([fixture_runs, load_runs([d / "metrics.json"])], ignore_index=True)
-    table = comparison(runs).set_index("method")
+    table = comparison(runs).set_index("run")
     assert table.loc["cheap", "budget_TFLOPs"] == pytest.approx(3.0)  # external ignored
     assert pd.isna(table.loc["external", "acc_at_budget"])
-    assert (
-        pretty(table.reset_index()).set_index("method").loc["external", "acc @ budget %"] == "n/a"
-    )
+    assert pretty(table.reset_index()).set_index("run").loc["external", "acc @ budget %"] == "n/a"

@@ -1,5 +1,6 @@
-"""The whole pipeline on a tiny config: tables, every figure, the report, and a baseline
-added the way the README documents it (its rule file is taken from the README itself)."""
+"""The whole pipeline on a tiny config: tables, every figure, the report, and baselines
+added the way the README documents them (taken from the README itself): a standalone rule,
+a one-stage method and a two-stage method, each one file dropped into the package."""
 
 from __future__ import annotations
 
@@ -43,45 +44,60 @@ TINY = {
             "training": {"rounds": 1},
             "train_stage": {"model_args": {"C": 4, "layers": 3}, "training": {"rounds": 1}},
         },
+        # the README's method examples
+        "fedprox_cnn": {
+            "method": "fedprox",
+            "model": "cnn",
+            "model_args": {"width": 8, "hidden": 32},
+            "options": {"mu": 0.1},
+        },
+        "fednas_darts": {
+            "method": "fednas_darts",
+            "model_args": {"C": 2, "layers": 3},
+            "training": {"rounds": 1},
+            "train_stage": {"model_args": {"C": 4, "layers": 3}, "training": {"rounds": 1}},
+        },
     },
 }
 
 
-def readme_baseline() -> tuple[str, str]:
-    """(path, text) of the worked baseline example in the README."""
+def readme_examples(kind: str) -> list[tuple[str, str]]:
+    """(path, text) of each worked example of ``kind`` in the README."""
     text = (REPO / "README.md").read_text()
-    m = re.search(r"<!-- baseline-example: (\S+) -->\s*```[a-z]*\n(.*?)```", text, re.S)
-    assert m, "README lost its baseline example"
-    return m.group(1), m.group(2)
+    found = re.findall(rf"<!-- {kind}-example: (\S+) -->\s*```[a-z]*\n(.*?)```", text, re.S)
+    assert found, f"README lost its {kind} examples"
+    return found
 
 
 @pytest.mark.slow
 def test_tiny_pipeline_end_to_end(tmp_path):
     work = tmp_path / "repo"
     work.mkdir()
+    for part in ("workflow", "envs", "src"):
+        shutil.copytree(REPO / part, work / part, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "Snakefile", work)
-    shutil.copytree(REPO / "workflow", work / "workflow")
-    shutil.copytree(REPO / "envs", work / "envs")
-    rel, rule = readme_baseline()
-    (work / rel).write_text(rule)
+    for rel, code in readme_examples("baseline") + readme_examples("method"):
+        assert not (work / rel).exists(), f"{rel}: the README's example would overwrite it"
+        (work / rel).write_text(code)
     (work / "tiny.yaml").write_text(yaml.safe_dump(TINY))
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    env = {**os.environ, "PYTHONPATH": str(work / "src")}
     cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "tiny.yaml"]
     run = subprocess.run(cmd, cwd=work, capture_output=True, text=True, env=env, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]
 
     exp = work / "results" / "tiny"
     table = pd.read_csv(exp / "tables/comparison.csv")
-    assert set(table["method"]) == {"fedavg_cnn", "dfnas-fast", "fednas", "majority"}
-    assert (exp / "tables/comparison.md").read_text().count("| digits") == 4
+    runs = {"fedavg_cnn", "dfnas-fast", "fednas", "majority", "fedprox_cnn", "fednas_darts"}
+    assert set(table["run"]) == runs
+    assert (exp / "tables/comparison.md").read_text().count("| digits") == len(runs)
     assert (exp / "tables/comparison.tex").exists()
     # matched compute: the cheapest run is read at its own total; the external run has no
     # history; a run whose first evaluation cost more than the budget has none within it
     curves = table[table["curve_seeds"] > 0]
     cheapest = curves.loc[curves["train_TFLOPs"].idxmin()]
     assert cheapest["acc_at_budget"] == pytest.approx(cheapest["accuracy"])
-    assert table.set_index("method").loc["majority", "curve_seeds"] == 0
-    dfnas = table[table["method"] == "dfnas-fast"].iloc[0]
+    assert table.set_index("run").loc["majority", "curve_seeds"] == 0
+    dfnas = table[table["run"] == "dfnas-fast"].iloc[0]
     assert dfnas["train_TFLOPs_vs_ref"] == pytest.approx(1.0)
     for fig in ("accuracy_per_round", "accuracy_vs_compute", "resources", "personalized"):
         for ext in ("png", "pdf"):
@@ -97,6 +113,16 @@ def test_tiny_pipeline_end_to_end(tmp_path):
     assert json.loads((fednas / "model.json").read_text())["model_args"]["genotype"] == searched
     metrics = json.loads((fednas / "metrics.json").read_text())
     assert set(metrics["stages"]) == {"search", "train"} and metrics["rounds"] == 2
+    # the README's two-stage method went through rules built from its declaration alone
+    variant = exp / "runs/digits/iid/fednas_darts/seed0"
+    searched = json.loads((variant / "search/genotype.json").read_text())
+    assert json.loads((variant / "model.json").read_text())["model_args"]["genotype"] == searched
+    assert json.loads((variant / "metrics.json").read_text())["method"] == "fednas_darts"
+    assert (exp / "logs/digits/iid/fednas_darts/seed0.search.log").exists()
+    assert (
+        json.loads((exp / "runs/digits/iid/fedprox_cnn/seed0/metrics.json").read_text())["accuracy"]
+        > 0
+    )
 
     dry = subprocess.run([*cmd, "-n"], cwd=work, capture_output=True, text=True, env=env)
     assert "Nothing to be done" in dry.stdout, dry.stdout[-2000:]

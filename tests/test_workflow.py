@@ -116,7 +116,7 @@ def test_two_experiments_coexist_and_share_only_identical_caches(tmp_path):
     dry = smk(tmp_path, "-n", configfile=conf_b)
     jobs = _jobs(dry.stdout)
     assert "dataset" not in jobs and jobs["partition"] == 1, dry.stdout
-    assert jobs["federated_run"] == 2  # its own runs, in its own folder
+    assert jobs["fedavg_train"] == 2  # its own runs, in its own folder
     res = smk(tmp_path, configfile=conf_b)
     assert res.returncode == 0, res.stderr[-2000:]
     for exp, rows in (("first", 1), ("second", 2)):

@@ -75,13 +75,14 @@ def run(args: argparse.Namespace) -> None:
         args.seed,
         args.out,
         name=args.name,
+        stage=args.stage,
+        prior=args.prior,
         device=args.device,
         threads=args.threads,
-        genotype=args.genotype,
-        prior_stage=args.prior_stage,
     )
     print(
-        f"{m['method']}: accuracy {m['accuracy']:.4f}, {m['train_flops'] / 1e12:.3f} TFLOPs, "
+        f"{m['run']} ({m['stage']}): accuracy {m['accuracy']:.4f}, "
+        f"{m['train_flops'] / 1e12:.3f} TFLOPs, "
         f"{(m['bytes_down'] + m['bytes_up']) / 1e6:.1f} MB, {m['wall_seconds']:.1f} s -> {args.out}"
     )
     for warning in m.get("search_warnings", []):
@@ -148,11 +149,19 @@ def figures(args: argparse.Namespace) -> None:
 
 
 @command
-def architecture_figure(args: argparse.Namespace) -> None:
-    """Draw a DFNAS run's alpha evolution and derived child."""
-    from dfnas.report.figures import architecture_evolution
+def run_figure(args: argparse.Namespace) -> None:
+    """Draw a figure a method declares per run (DFNAS: its alpha evolution and child)."""
+    import importlib
 
-    architecture_evolution(args.architecture, args.out)
+    from dfnas.errors import ConfigError
+    from dfnas.methods import METHODS
+
+    declared = {f.name: f for f in METHODS.get(args.method).figures}
+    if args.figure not in declared:
+        known = ", ".join(declared) or "none"
+        raise ConfigError(f"figure: method '{args.method}' declares {known}, not '{args.figure}'")
+    module, function = declared[args.figure].draw.split(":")
+    getattr(importlib.import_module(module), function)(args.source, args.out)
     print(f"-> {args.out}.png, {args.out}.pdf")
 
 
@@ -191,8 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, required=True, help="training seed")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--genotype", default=None, help="genotype.json for model_args.genotype")
-    p.add_argument("--prior-stage", default=None, help="metrics.json of a search stage")
+    p.add_argument("--stage", default=None, help="the method's stage to run (default: first)")
+    p.add_argument("--prior", default=None, help="folder the stage before this one wrote")
     p.add_argument("--out", required=True, help="output folder")
 
     p = sub.add_parser("latency", help=latency.__doc__)
@@ -219,8 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--table", required=True, help="comparison.csv")
     p.add_argument("--out-dir", required=True)
 
-    p = sub.add_parser("architecture-figure", help=architecture_figure.__doc__)
-    p.add_argument("--architecture", required=True, help="architecture.json of a DFNAS run")
+    p = sub.add_parser("run-figure", help=run_figure.__doc__)
+    p.add_argument("--method", required=True, help="the registered method declaring it")
+    p.add_argument("--figure", required=True, help="the figure's name")
+    p.add_argument("--source", required=True, help="the run's file it is drawn from")
     p.add_argument("--out", required=True, help="output path without extension")
 
     p = sub.add_parser("check-config", help=check_config.__doc__)

@@ -9,6 +9,7 @@ from dfnas.data.npz import find_npz
 from dfnas.errors import ConfigError
 from dfnas.partition.partitioners import COMMON_KEYS, PARTITIONERS, partitioner_params
 
+ANY_DATASET = ""  # the stand-in when no dataset's shape is known at start
 # loaders whose data carry natural client ids
 _LOADERS_WITH_CLIENT_IDS = {"femnist", "npz"}
 
@@ -30,23 +31,36 @@ def check_semantics(config: dict) -> None:
             )
     for pname, spec in config["partitions"].items():
         _check_partition(pname, spec, config["datasets"])
+    shapes = _known_shapes(config["datasets"])
     for rname, run in config.get("runs", {}).items():
-        _check_run(rname, run, config.get("training", {}))
+        _check_run(rname, run, config.get("training", {}), shapes)
         _check_participation(rname, run, config)
-        _check_budgets(rname, run, config["datasets"])
+
+
+def _known_shapes(datasets: dict) -> dict[str, tuple[int, int, int]]:
+    """Input shape per dataset where known without reading it; a CIFAR-sized stand-in
+    when none is (the run checks the rest once its data's shape is known)."""
+    shapes = {}
+    for dname, opts in datasets.items():
+        shape = KNOWN_SHAPES.get(opts.get("loader", dname))
+        if shape is not None:
+            shapes[dname] = shape
+    return shapes or {ANY_DATASET: (3, 32, 32)}
 
 
 def _check_participation(rname: str, run: dict, config: dict) -> None:
     """More clients per round than a partition has would silently train them all. Each
     stage is checked at its effective value, naming the layer of the config that set it."""
+    from dfnas.methods import METHODS
+
     layers = [
         ("training", config.get("training", {})),
         (f"runs.{rname}.training", run.get("training", {})),
     ]
     stages = [layers]
-    if "train_stage" in run:
-        stage = (f"runs.{rname}.train_stage.training", run["train_stage"].get("training", {}))
-        stages.append([*layers, stage])
+    for stage in METHODS.get(run["method"]).stages[1:]:
+        own = run.get(stage.config_key(), {}).get("training", {})
+        stages.append([*layers, (f"runs.{rname}.{stage.config_key()}.training", own)])
     for stage_layers in stages:
         setters = [(k, t["clients_per_round"]) for k, t in stage_layers if "clients_per_round" in t]
         if not setters or setters[-1][1] == "all":
@@ -60,74 +74,79 @@ def _check_participation(rname: str, run: dict, config: dict) -> None:
                 )
 
 
-def _check_budgets(rname: str, run: dict, datasets: dict) -> None:
-    """A MACs budget below the cheapest child of the space, at each dataset's resolution."""
-    budget = run.get("options", {}).get("budget_macs")
-    if budget is None or run["method"] != "dfnas":
-        return
-    from dfnas.search.derive import Budget
-    from dfnas.search.supernet import CostTable, ShuffleSupernet
-
-    for dname, opts in datasets.items():
-        shape = KNOWN_SHAPES.get(opts.get("loader", dname))
-        if shape is None:
-            continue  # checked in the run, once the data's shape is known
-        net = ShuffleSupernet(shape, 10, **run.get("model_args", {}))
-        table = CostTable(net)
-        try:
-            Budget("macs", budget, table.op_macs, table.fixed_macs).check_reachable()
-        except ConfigError as exc:
-            raise ConfigError(f"runs.{rname}.{exc} on dataset '{dname}'") from None
-
-
-def _check_run(rname: str, run: dict, training: dict) -> None:
-    """Build the run's method on a dummy input: every name, option, model argument and
-    training value is checked exactly as the run will check it."""
-    from dfnas.federated.config import TrainConfig
-    from dfnas.methods import METHODS, MethodSetup
-    from dfnas.models import MODELS
+def _check_run(
+    rname: str, run: dict, training: dict, shapes: dict[str, tuple[int, int, int]]
+) -> None:
+    """Every stage of the run built as its job will build it, on each dataset's input
+    shape: names, options, model arguments, training values and whatever the method
+    checks against its network (a device budget below the space's cheapest child)."""
+    from dfnas.methods import METHODS
+    from dfnas.methods.stages import stage_spec
 
     key = f"runs.{rname}"
     if run["method"] not in METHODS:
         raise ConfigError(
             f"{key}.method: unknown method '{run['method']}'; known: {', '.join(METHODS.names())}"
         )
-    two_stage = len(METHODS.get(run["method"]).stages) > 1
-    if "train_stage" in run and not two_stage:
-        raise ConfigError(f"{key}.train_stage: method '{run['method']}' has one stage")
-    if two_stage:
-        stage = run.get("train_stage", {})
-        try:
-            TrainConfig.from_dict(
-                {**training, **run.get("training", {}), **stage.get("training", {})}
+    stages = METHODS.get(run["method"]).stages
+    own_keys = {s.config_key() for s in stages[1:]}
+    for k in run:
+        if k.endswith("_stage") and k not in own_keys:
+            names = ", ".join(s.name for s in stages)
+            raise ConfigError(
+                f"{key}.{k}: method '{run['method']}' has no stage "
+                f"'{k.removesuffix('_stage')}' (its stages: {names})"
             )
-        except ConfigError as exc:
-            raise ConfigError(f"{key}.train_stage.{exc}") from None
-        _check_model(f"{key}.train_stage", "darts", stage.get("model_args", {}), train_stage=True)
-    model = run.get("model", METHODS.get(run["method"]).default_model)
+    for index, stage in enumerate(stages):
+        where = key if index == 0 else f"{key}.{stage.config_key()}"
+        spec = stage_spec(run, stages, index, training)
+        for arg in stage.receives:
+            if arg in spec["model_args"]:
+                raise ConfigError(
+                    f"{where}.model_args.{arg}: handed over by stage {stages[index - 1].name}, "
+                    "not set by hand"
+                )
+        _check_stage(where, stage.method or run["method"], spec, shapes)
+
+
+def _check_stage(
+    where: str, method: str, spec: dict, shapes: dict[str, tuple[int, int, int]]
+) -> None:
+    from dfnas.federated.config import TrainConfig
+    from dfnas.methods import METHODS, MethodSetup
+    from dfnas.models import MODELS
+
+    method_cls = METHODS.get(method)
+    model = spec.get("model", method_cls.default_model)
     if model not in MODELS:
         raise ConfigError(
-            f"{key}.model: unknown model '{model}'; known: {', '.join(MODELS.names())}"
+            f"{where}.model: unknown model '{model}'; known: {', '.join(MODELS.names())}"
         )
-    _check_model_args(key, model, run.get("model_args", {}))
-    options = dict(run.get("options", {}))
+    _check_model_args(where, model, spec["model_args"])
+    options = dict(spec["options"])
     if options.get("latency_table"):  # measured by the workflow later; checked in the run
         options.pop("latency_table")
         options.pop("budget_latency_ms", None)
     try:
-        cfg = TrainConfig.from_dict({**training, **run.get("training", {})})
-        METHODS.get(run["method"])(
-            MethodSetup(
-                model=model,
-                model_args=dict(run.get("model_args", {})),
-                in_shape=(3, 32, 32),
-                num_classes=10,
-                train=cfg,
-                options=options,
-            )
-        )
+        cfg = TrainConfig.from_dict(spec["training"])
     except ConfigError as exc:
-        raise ConfigError(f"{key}.{exc}") from None
+        raise ConfigError(f"{where}.{exc}") from None
+    for dname, shape in shapes.items():
+        try:
+            method = method_cls(
+                MethodSetup(model, dict(spec["model_args"]), shape, 10, cfg, options)
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"{where}.{exc}") from None
+        on = "" if dname == ANY_DATASET else f" on dataset '{dname}'"
+        try:
+            method.check()
+        except ConfigError as exc:
+            raise ConfigError(f"{where}.{exc}{on}") from None
+        except (ValueError, RuntimeError, TypeError) as exc:
+            raise ConfigError(
+                f"{where}.model_args: model '{model}' cannot be built{on} ({exc})"
+            ) from None
 
 
 def _check_partition(pname: str, spec: dict, datasets: dict) -> None:
@@ -162,16 +181,3 @@ def _check_model_args(key: str, model: str, model_args: dict) -> None:
     for arg in model_args:
         if arg not in model_params(model):
             raise ConfigError(f"{key}.model_args.{arg}: not an argument of model '{model}'")
-
-
-def _check_model(key: str, model: str, model_args: dict, train_stage: bool = False) -> None:
-    """Build the model on a CIFAR-sized dummy input: bad sizes fail here, not in a job."""
-    from dfnas.models import build_model
-
-    if train_stage and "genotype" in model_args:
-        raise ConfigError(f"{key}.model_args.genotype: the train stage takes the searched one")
-    _check_model_args(key, model, model_args)
-    try:
-        build_model(model, in_shape=(3, 32, 32), num_classes=10, **model_args)
-    except (ValueError, RuntimeError, TypeError) as exc:
-        raise ConfigError(f"{key}.model_args: model '{model}' cannot be built ({exc})") from None

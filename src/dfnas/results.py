@@ -1,6 +1,6 @@
 """The result contract every method run writes (see README, "Result contract")::
 
-    results/<dataset>/<partition>/<run>/seed<k>/
+    results/<experiment>/runs/<dataset>/<partition>/<run>/seed<k>/
         history.csv     one row per round: accuracy when evaluated, bytes, FLOPs, seconds
         metrics.json    final figures (accuracy, personalized accuracy, params, MACs, costs)
         model.pt        the final network's state_dict (torch.load(..., weights_only=True))
@@ -22,7 +22,7 @@ import torch
 from dfnas.io import atomic_path, write_json
 
 REQUIRED_METRICS = (
-    "method",
+    "method",  # the method (fedavg, dfnas, ...); the run's name is its folder's
     "accuracy",
     "personalized_accuracy_mean",
     "personalized_accuracy_std",
@@ -80,18 +80,22 @@ SUMMED = (
 )
 
 
-def combine_stages(search: dict[str, Any], train: dict[str, Any]) -> dict[str, Any]:
-    """A two-stage method's metrics: the train stage's figures (accuracy, model size),
-    costs summed over both stages under the usual keys, and each stage's own costs
-    under ``stages``."""
-    out = dict(train)
+def combine_stages(prior: dict[str, Any], this: dict[str, Any]) -> dict[str, Any]:
+    """A multi-stage run's metrics: this (later) stage's figures (accuracy, model size),
+    costs summed over the stages under the usual keys, and the cost of each phase of
+    every stage under ``stages`` (FedNAS: search, then train)."""
+    out = dict(this)
     for key in SUMMED:
-        out[key] = search[key] + train[key]
-    out["peak_memory_bytes"] = max(search["peak_memory_bytes"], train["peak_memory_bytes"])
+        out[key] = prior[key] + this[key]
+    out["peak_memory_bytes"] = max(prior["peak_memory_bytes"], this["peak_memory_bytes"])
     # whether the search searched travels with the result it produced (search.health)
-    out["search_warnings"] = search.get("search_warnings", [])
-    out["stages"] = {
-        "search": {k: search[k] for k in (*SUMMED, "peak_memory_bytes")},
-        "train": {k: train[k] for k in (*SUMMED, "peak_memory_bytes")},
-    }
+    out["search_warnings"] = prior.get("search_warnings", []) + this.get("search_warnings", [])
+    phases = {name: dict(costs) for name, costs in prior.get("stages", {}).items()}
+    for name, costs in this.get("stages", {}).items():
+        acc = phases.setdefault(name, dict.fromkeys(costs, 0))
+        for key, value in costs.items():
+            acc[key] = acc.get(key, 0) + value
+    out["stages"] = phases
+    # the earlier stages' folders in the run's, in order: where their histories are
+    out["prior_stages"] = [*prior.get("prior_stages", []), prior["stage"]]
     return out

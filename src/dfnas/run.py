@@ -1,11 +1,16 @@
-"""One method run from explicit inputs to the result contract: what ``dfnas run`` does.
+"""One stage of a method run, from explicit inputs to the result contract: what
+``dfnas run`` does.
 
-    run_method(spec, data="results/datasets/digits/data.npz",
-               partition="results/partitions/digits/iid/seed42/partition.json",
-               seed=0, out_dir="results/digits/iid/fedavg_cnn/seed0")
+    run_method(spec, data="results/datasets/digits-<key>/data.npz",
+               partition="results/partitions/digits-<key>/iid-<key>/partition.json",
+               seed=0, out_dir="results/digits/runs/digits/iid/fedavg_cnn/seed0")
 
-``spec`` is one entry of the config's ``runs`` with the training defaults merged in:
+``spec`` is one stage's spec (``methods.stages.stage_spec``): the run's method with the
+stage's model, model_args, options and training, e.g.
 ``{"method": "fedavg", "model": "cnn", "model_args": {}, "options": {}, "training": {...}}``.
+A later stage of a two-stage method also gets ``prior``, the folder the stage before it
+wrote: the files it hands over (``Stage.receives``) and its metrics, whose costs this
+stage's result carries on.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from dfnas.partition.stage import read_partition
 from dfnas.results import combine_stages, write_results
 
 CHECKPOINT = "checkpoint.pt"
+SPEC_KEYS = {"method", "model", "model_args", "options", "training"}
 
 
 def run_method(
@@ -35,26 +41,40 @@ def run_method(
     seed: int,
     out_dir: str | Path,
     name: str | None = None,
+    stage: str | None = None,
+    prior: str | Path | None = None,
     device: str = "auto",
     threads: int | None = None,
-    genotype: str | Path | None = None,
-    prior_stage: str | Path | None = None,
 ) -> dict[str, Any]:
-    """``genotype``: a searched genotype file, handed to the model as ``model_args.genotype``
-    (FedNAS's train stage); ``prior_stage``: the search stage's metrics.json, whose costs
-    are added to this run's (``results.combine_stages``)."""
-    unknown = sorted(set(spec) - {"method", "model", "model_args", "options", "training"})
+    """Run stage ``stage`` (default: the method's first) and write its result contract
+    into ``out_dir``; returns its metrics."""
+    name = name or spec["method"]
+    unknown = sorted(set(spec) - SPEC_KEYS)
     if unknown:
         raise ConfigError(f"runs.{name}.{unknown[0]}: unknown key")
     if threads:
         torch.set_num_threads(threads)
+    stages = METHODS.get(spec["method"]).stages
+    names = [s.name for s in stages]
+    if stage is not None and stage not in names:
+        raise ConfigError(
+            f"stage: method '{spec['method']}' has stages {', '.join(names)}, not '{stage}'"
+        )
+    index = names.index(stage) if stage else 0
+    this = stages[index]
+    if index > 0 and prior is None:
+        raise ConfigError(
+            f"prior: stage {this.name} needs the folder stage {names[index - 1]} wrote"
+        )
+    if index == 0 and prior is not None:
+        raise ConfigError(f"prior: stage {this.name} is the method's first; it takes none")
     out = Path(out_dir)
     ds = load_cached(data)
     part = read_partition(partition)
-    method_cls = METHODS.get(spec["method"])
+    method_cls = METHODS.get(this.method or spec["method"])
     model_args = dict(spec.get("model_args", {}))
-    if genotype:
-        model_args["genotype"] = read_json(genotype)
+    for key, file in this.receives.items():
+        model_args[key] = read_json(Path(prior) / file)
     setup = MethodSetup(
         model=spec.get("model", method_cls.default_model),
         model_args=model_args,
@@ -66,7 +86,8 @@ def run_method(
     method = method_cls(setup)
     checksum = part.checksum()
     run_config = {
-        "name": name or spec["method"],
+        "name": name,
+        "stage": this.name,
         "spec": spec,
         "training": setup.train.as_dict(),
         "seed": seed,
@@ -82,18 +103,26 @@ def run_method(
         device=device,
         checkpoint=ckpt,
         fingerprint=fingerprint(run_config),
+        personalize_final=index == len(stages) - 1,
     )
     assert result is not None
     metrics = {
-        "method": name or spec["method"],
-        "algorithm": spec["method"],
+        "run": name,
+        "method": spec["method"],
+        "stage": this.name,
         "model": setup.model,
         "dataset": ds.name,
         "partition_checksum": checksum,
         **result.metrics,
     }
-    if prior_stage:
-        metrics = combine_stages(read_json(prior_stage), metrics)
+    if prior is not None:
+        metrics = combine_stages(read_json(Path(prior) / "metrics.json"), metrics)
+    written = set(result.extra_outputs)
+    if written != set(this.writes):
+        raise RuntimeError(
+            f"method '{spec['method']}' stage {this.name} declares {sorted(this.writes)} "
+            f"but wrote {sorted(written)}"
+        )
     write_results(
         out,
         metrics,

@@ -19,6 +19,7 @@ from snakemake.settings.types import DeploymentMethod
 from dfnas.config import check_config
 from dfnas.errors import ConfigError
 from dfnas.methods import METHODS
+from dfnas.methods.stages import CONTRACT_FILES, STAGE_FILES, stage_folder, stage_spec
 
 try:
     _checked = check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -38,9 +39,9 @@ DATASETS = list(config["datasets"])
 PARTITIONS = list(config["partitions"])
 RUNS = list(config["runs"])
 SEEDS = config["seeds"]
-# runs of two-stage methods (search, then FedAvg on the searched genotype) get their own rules
-TWO_STAGE = [r for r in RUNS if len(METHODS.get(config["runs"][r]["method"]).stages) > 1]
-ONE_STAGE = [r for r in RUNS if r not in TWO_STAGE]
+# the runs of each registered method: its rules (methods.smk) match exactly these
+RUNS_OF = {m: [r for r in RUNS if config["runs"][r]["method"] == m] for m in METHODS.names()}
+RUN_DIR = "results/{experiment}/runs/{dataset}/{partition}/{run}/seed{seed}"
 
 
 def alternatives(names):
@@ -99,29 +100,45 @@ def dataset_npz(wildcards):
     return f"{dataset_dir(wildcards.dataset)}/data.npz"
 
 
-def run_spec(wildcards):
-    """The run's config entry with the global training defaults merged in."""
-    run = config["runs"][wildcards.run]
-    spec = {k: v for k, v in run.items() if k not in ("training", "train_stage")}
-    spec["training"] = {**config["training"], **run.get("training", {})}
-    if "latency_table" in spec.get("options", {}):
-        table = latency_table(wildcards)
-        spec["options"] = dict(spec["options"], latency_table=table[0])
-    return json.dumps(spec, sort_keys=True)
+def stage_dir(stages, index):
+    """The folder stage ``index`` writes (wildcards unfilled): the run's, for the last."""
+    return os.path.join(RUN_DIR, stage_folder(stages, index)).rstrip("/")
 
 
-def train_stage_spec(wildcards):
-    """FedNAS's train stage: FedAvg on the searched genotype's network."""
-    run = config["runs"][wildcards.run]
-    stage = run.get("train_stage", {})
-    training = {**config["training"], **run.get("training", {}), **stage.get("training", {})}
-    spec = {
-        "method": "fedavg",
-        "model": "darts",
-        "model_args": stage.get("model_args", {}),
-        "training": training,
-    }
-    return json.dumps(spec, sort_keys=True)
+def stage_files(stages, index):
+    """What stage ``index`` writes: the result contract for the last stage, metrics and
+    history for an earlier one, and the files the stage declares."""
+    files = CONTRACT_FILES if index == len(stages) - 1 else STAGE_FILES
+    return (*files, *stages[index].writes)
+
+
+def file_key(name):
+    """A rule's input/output name for a file: model.json -> model_json."""
+    return re.sub(r"\W", "_", name)
+
+
+def stage_params(stages, index):
+    """A param function: stage ``index``'s spec as JSON, exactly what shapes that stage."""
+
+    def spec(wildcards):
+        run = config["runs"][wildcards.run]
+        out = stage_spec(run, stages, index, config["training"])
+        if "latency_table" in out["options"]:
+            table = latency_table(wildcards)
+            out["options"] = dict(out["options"], latency_table=table[0])
+        return json.dumps(out, sort_keys=True)
+
+    return spec
+
+
+def prior_inputs(stages, index):
+    """What stage ``index`` reads from the stage before it: its metrics (whose costs it
+    carries on) and the files handed over."""
+    if index == 0:
+        return {}
+    folder = stage_dir(stages, index - 1)
+    files = ("metrics.json", *stages[index].receives.values())
+    return {f"prior_{file_key(f)}": f"{folder}/{f}" for f in files}
 
 
 def latency_table(wildcards):
@@ -158,16 +175,17 @@ def run_targets():
     ]
 
 
-DFNAS_RUNS = [r for r in RUNS if config["runs"][r]["method"] == "dfnas"]
 FIGURES = ["accuracy_per_round", "accuracy_vs_compute", "resources", "personalized"]
 
 
-def architecture_figures():
+def run_figures():
+    """The per-run figures methods declare (DFNAS: its architecture), for every run."""
     return [
-        f"results/{EXPERIMENT}/figures/architecture/{d}/{p}/{r}/seed{s}.png"
+        f"results/{EXPERIMENT}/figures/{fig.name}/{d}/{p}/{r}/seed{s}.png"
+        for r in RUNS
+        for fig in METHODS.get(config["runs"][r]["method"]).figures
         for d in DATASETS
         for p in PARTITIONS
-        for r in DFNAS_RUNS
         for s in SEEDS
     ]
 
@@ -178,4 +196,4 @@ def all_targets():
         return partitions
     tables = [f"results/{EXPERIMENT}/tables/comparison.{ext}" for ext in ("csv", "md", "tex")]
     figures = [f"results/{EXPERIMENT}/figures/{f}.{ext}" for f in FIGURES for ext in ("png", "pdf")]
-    return partitions + run_targets() + tables + figures + architecture_figures()
+    return partitions + run_targets() + tables + figures + run_figures()

@@ -1,103 +1,50 @@
-# One federated run per (dataset, partition, run, seed): every one-stage method registered
-# in dfnas.methods goes through federated_run and writes the result contract. A two-stage
-# method (FedNAS) searches in fednas_search and hands its genotype, as a file, to
-# fednas_train, which trains that network with FedAvg and writes the same contract.
+# The rules of every registered method, built from what the method declares
+# (dfnas.methods.stages): one rule per stage, named <method>_<stage> (fedavg_train,
+# dfnas_train, fednas_search, fednas_train, ...), matching exactly that method's runs. The
+# last stage writes the run's result contract in the run's folder; an earlier one writes
+# into a subfolder named after it, which the next stage reads its hand-off from. Nothing
+# here names a method: a new one, one stage or several, is one file under dfnas/methods.
+for _method in METHODS.names():
+    _stages = METHODS.get(_method).stages
+    for _index, _stage in enumerate(_stages):
 
-
-rule federated_run:
-    wildcard_constraints:
-        run=alternatives(ONE_STAGE),
-    input:
-        data=dataset_npz,
-        partition=partition_json,
-        latency=latency_table,
-    output:
-        metrics="results/{experiment}/runs/{dataset}/{partition}/{run}/seed{seed}/metrics.json",
-        history="results/{experiment}/runs/{dataset}/{partition}/{run}/seed{seed}/history.csv",
-        model="results/{experiment}/runs/{dataset}/{partition}/{run}/seed{seed}/model.pt",
-        model_json="results/{experiment}/runs/{dataset}/{partition}/{run}/seed{seed}/model.json",
-        personalized="results/{experiment}/runs/{dataset}/{partition}/{run}/seed{seed}/personalized.csv",
-        run_config="results/{experiment}/runs/{dataset}/{partition}/{run}/seed{seed}/config.json",
-    params:
-        spec=run_spec,
-        device=config["device"],
-        out=lambda w, output: os.path.dirname(output.metrics),
-    threads: config["threads_per_run"]
-    log:
-        "results/{experiment}/logs/{dataset}/{partition}/{run}/seed{seed}.log",
-    benchmark:
-        "results/{experiment}/benchmarks/{dataset}/{partition}/{run}/seed{seed}.tsv"
-    conda:
-        "../../envs/dfnas.yaml"
-    shell:
-        "python -m dfnas run --name {wildcards.run} --spec {params.spec:q}"
-        " --data {input.data} --partition {input.partition} --seed {wildcards.seed}"
-        " --device {params.device} --threads {threads} --out {params.out} > {log} 2>&1"
-
-
-rule fednas_search:
-    # the longest chain of the DAG: started first, so no core idles at the end waiting on it
-    priority: 10
-    wildcard_constraints:
-        run=alternatives(TWO_STAGE),
-    input:
-        data=dataset_npz,
-        partition=partition_json,
-    output:
-        genotype="results/{experiment}/runs/{dataset}/{partition}/{run}/seed{seed}/search/genotype.json",
-        alphas="results/{experiment}/runs/{dataset}/{partition}/{run}/seed{seed}/search/alphas.json",
-        metrics="results/{experiment}/runs/{dataset}/{partition}/{run}/seed{seed}/search/metrics.json",
-        history="results/{experiment}/runs/{dataset}/{partition}/{run}/seed{seed}/search/history.csv",
-    params:
-        spec=run_spec,
-        device=config["device"],
-        out=lambda w, output: os.path.dirname(output.metrics),
-    threads: config["threads_per_run"]
-    log:
-        "results/{experiment}/logs/{dataset}/{partition}/{run}/seed{seed}.search.log",
-    benchmark:
-        "results/{experiment}/benchmarks/{dataset}/{partition}/{run}/seed{seed}.search.tsv"
-    conda:
-        "../../envs/dfnas.yaml"
-    shell:
-        "python -m dfnas run --name {wildcards.run} --spec {params.spec:q}"
-        " --data {input.data} --partition {input.partition} --seed {wildcards.seed}"
-        " --device {params.device} --threads {threads} --out {params.out} > {log} 2>&1"
-
-
-rule fednas_train:
-    # the longest chain of the DAG: started first, so no core idles at the end waiting on it
-    priority: 10
-    wildcard_constraints:
-        run=alternatives(TWO_STAGE),
-    input:
-        data=dataset_npz,
-        partition=partition_json,
-        genotype=rules.fednas_search.output.genotype,
-        search=rules.fednas_search.output.metrics,
-    output:
-        metrics="results/{experiment}/runs/{dataset}/{partition}/{run}/seed{seed}/metrics.json",
-        history="results/{experiment}/runs/{dataset}/{partition}/{run}/seed{seed}/history.csv",
-        model="results/{experiment}/runs/{dataset}/{partition}/{run}/seed{seed}/model.pt",
-        model_json="results/{experiment}/runs/{dataset}/{partition}/{run}/seed{seed}/model.json",
-        personalized="results/{experiment}/runs/{dataset}/{partition}/{run}/seed{seed}/personalized.csv",
-        run_config="results/{experiment}/runs/{dataset}/{partition}/{run}/seed{seed}/config.json",
-    params:
-        spec=train_stage_spec,
-        device=config["device"],
-        out=lambda w, output: os.path.dirname(output.metrics),
-    threads: config["threads_per_run"]
-    log:
-        "results/{experiment}/logs/{dataset}/{partition}/{run}/seed{seed}.train.log",
-    benchmark:
-        "results/{experiment}/benchmarks/{dataset}/{partition}/{run}/seed{seed}.train.tsv"
-    conda:
-        "../../envs/dfnas.yaml"
-    shell:
-        "python -m dfnas run --name {wildcards.run} --spec {params.spec:q}"
-        " --genotype {input.genotype} --prior-stage {input.search}"
-        " --data {input.data} --partition {input.partition} --seed {wildcards.seed}"
-        " --device {params.device} --threads {threads} --out {params.out} > {log} 2>&1"
+        rule:
+            name:
+                f"{_method}_{_stage.name}"
+            # a multi-stage method is the longest chain of the DAG: start it first, so no
+            # core idles at the end waiting on it
+            priority: 10 * (len(_stages) - 1)
+            wildcard_constraints:
+                run=alternatives(RUNS_OF[_method]),
+            input:
+                data=dataset_npz,
+                partition=partition_json,
+                latency=latency_table,
+                **prior_inputs(_stages, _index),
+            output:
+                **{file_key(f): f"{stage_dir(_stages, _index)}/{f}" for f in stage_files(_stages, _index)},
+            params:
+                spec=stage_params(_stages, _index),
+                stage=_stage.name,
+                prior=lambda w, input: (
+                    f"--prior {os.path.dirname(input.prior_metrics_json)}"
+                    if "prior_metrics_json" in input.keys()
+                    else ""
+                ),
+                device=config["device"],
+                out=lambda w, output: os.path.dirname(output.metrics_json),
+            threads: config["threads_per_run"]
+            log:
+                f"results/{{experiment}}/logs/{{dataset}}/{{partition}}/{{run}}/seed{{seed}}.{_stage.name}.log",
+            benchmark:
+                f"results/{{experiment}}/benchmarks/{{dataset}}/{{partition}}/{{run}}/seed{{seed}}.{_stage.name}.tsv"
+            conda:
+                "../../envs/dfnas.yaml"
+            shell:
+                "python -m dfnas run --name {wildcards.run} --stage {params.stage} {params.prior}"
+                " --spec {params.spec:q} --data {input.data} --partition {input.partition}"
+                " --seed {wildcards.seed} --device {params.device} --threads {threads}"
+                " --out {params.out} > {log} 2>&1"
 
 
 rule latency_table:

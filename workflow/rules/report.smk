@@ -66,28 +66,40 @@ rule figures:
         " --out-dir results/{wildcards.experiment}/figures > {log} 2>&1"
 
 
-rule architecture_figure:
-    # architecture.json is written beside metrics.json, before it: metrics.json marks
-    # the run complete, so it is the input that orders this job after the run
-    input:
-        metrics="results/{experiment}/runs/{dataset}/{partition}/{run}/seed{seed}/metrics.json",
-    output:
-        png=report(
-            "results/{experiment}/figures/architecture/{dataset}/{partition}/{run}/seed{seed}.png",
-            caption="../report/architecture.rst",
-            category="DFNAS architecture",
-            labels={"setting": "{dataset} / {partition}", "run": "{run}", "seed": "{seed}"},
-        ),
-        pdf="results/{experiment}/figures/architecture/{dataset}/{partition}/{run}/seed{seed}.pdf",
-    params:
-        arch=lambda w, input: os.path.join(os.path.dirname(input.metrics), "architecture.json"),
-        stem=lambda w, output: output.png.removesuffix(".png"),
-    log:
-        "results/{experiment}/logs/figures/architecture/{dataset}/{partition}/{run}/seed{seed}.log",
-    benchmark:
-        "results/{experiment}/benchmarks/figures/architecture/{dataset}/{partition}/{run}/seed{seed}.tsv"
-    conda:
-        "../../envs/dfnas.yaml"
-    shell:
-        "python -m dfnas architecture-figure --architecture {params.arch}"
-        " --out {params.stem} > {log} 2>&1"
+# Per-run figures a method declares (dfnas.methods.stages.RunFigure), drawn from a file
+# its run writes beside metrics.json, before it: metrics.json marks the run complete, so it
+# is the input that orders the figure after the run.
+for _method in METHODS.names():
+    for _figure in METHODS.get(_method).figures:
+
+        rule:
+            name:
+                f"{_method}_{_figure.name}_figure"
+            wildcard_constraints:
+                run=alternatives(RUNS_OF[_method]),
+            input:
+                metrics=f"{RUN_DIR}/metrics.json",
+            output:
+                png=report(
+                    f"results/{{experiment}}/figures/{_figure.name}/{{dataset}}/{{partition}}/{{run}}/seed{{seed}}.png",
+                    caption=f"../report/{_figure.caption}",
+                    category=f"{_method}: {_figure.name}",
+                    labels={"setting": "{dataset} / {partition}", "run": "{run}", "seed": "{seed}"},
+                ),
+                pdf=f"results/{{experiment}}/figures/{_figure.name}/{{dataset}}/{{partition}}/{{run}}/seed{{seed}}.pdf",
+            params:
+                method=_method,
+                figure=_figure.name,
+                source=lambda w, input, _source=_figure.source: os.path.join(
+                    os.path.dirname(input.metrics), _source
+                ),
+                stem=lambda w, output: output.png.removesuffix(".png"),
+            log:
+                f"results/{{experiment}}/logs/figures/{_figure.name}/{{dataset}}/{{partition}}/{{run}}/seed{{seed}}.log",
+            benchmark:
+                f"results/{{experiment}}/benchmarks/figures/{_figure.name}/{{dataset}}/{{partition}}/{{run}}/seed{{seed}}.tsv"
+            conda:
+                "../../envs/dfnas.yaml"
+            shell:
+                "python -m dfnas run-figure --method {params.method} --figure {params.figure}"
+                " --source {params.source} --out {params.stem} > {log} 2>&1"

@@ -28,6 +28,9 @@ class StepContext:
     store: dict = field(default_factory=dict)
     # endless batches from the client's local validation split, when a method asks for one
     val: Iterator[tuple[torch.Tensor, torch.Tensor]] | None = None
+    # the server's state this client started the round from (FedProx's anchor); shared by
+    # every client of the round, so read it, never write it
+    global_state: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -93,10 +93,13 @@ def run_federated(
     fingerprint: str = "",
     stop_after: int | None = None,
     log: Any = print,
+    personalize_final: bool = True,
 ) -> RunResult | None:
     """Run every round (resuming from ``checkpoint`` if it holds this run) and return the
     final model, history and metrics. ``stop_after=r`` returns None once round r (1-based)
-    is checkpointed, which is how tests simulate a killed job."""
+    is checkpointed, which is how tests simulate a killed job. ``personalize_final``: the
+    final model is a deliverable worth personalized evaluation (a search stage's supernet,
+    rebuilt and trained by the next stage, is not)."""
     cfg = method.train_cfg
     device = resolve_device(str(device))
     torch.manual_seed(seed)
@@ -164,7 +167,9 @@ def run_federated(
         if stop_after is not None and r + 1 >= stop_after:
             return None
 
-    return _finish(method, model, data, partition, seed, device, history, totals, log)
+    return _finish(
+        method, model, data, partition, seed, device, history, totals, log, personalize_final
+    )
 
 
 def _place(model: nn.Module, device: torch.device, channels_last: bool) -> nn.Module:
@@ -199,9 +204,8 @@ def _run_round(
     row["bytes_down"] = tensor_bytes(down) * len(sampled)
     loss_sum, samples = torch.zeros((), device=device), 0
     clock = Stopwatch(device)
-    for net in (model, worker):  # e.g. DARTS drop-path grows with training progress
-        if hasattr(net, "set_progress"):
-            net.set_progress(r / cfg.rounds)
+    for net in (model, worker):
+        method.begin_round(net, r)
     for k in replied:
         with clock:
             worker.load_state_dict(global_state)
@@ -210,7 +214,11 @@ def _run_round(
             torch.manual_seed(cseed)
             gen = torch.Generator().manual_seed(cseed)
             ctx = StepContext(
-                round=r, client=k, generator=gen, store=client_store.setdefault(k, {})
+                round=r,
+                client=k,
+                generator=gen,
+                store=client_store.setdefault(k, {}),
+                global_state=global_state,
             )
             if val_idx is not None:
                 ctx.val = data.batches(val_idx[k], work.batch_size, gen, epochs=0, steps=10**9)
@@ -276,6 +284,7 @@ def _finish(
     history: list[dict],
     totals: dict,
     log: Any,
+    personalize_final: bool,
 ) -> RunResult:
     cfg = method.train_cfg
     final, spec = method.final_model(model)
@@ -283,7 +292,7 @@ def _finish(
     accuracy, loss = evaluate(final, data, cfg.eval_batch_size)
     clock = Stopwatch(device)
     with clock:
-        rows = personalize(final, data, partition, cfg, seed) if method.personalizes else []
+        rows = personalize(final, data, partition, cfg, seed) if personalize_final else []
     metrics = {
         "accuracy": accuracy,
         "loss": loss,

@@ -1,11 +1,33 @@
 """Federated methods by name; one method is one file that registers itself::
 
-from dfnas.methods import METHODS
-method_cls = METHODS.get("fedavg")
+    from dfnas.methods import METHODS
+    method_cls = METHODS.get("fedavg")
+
+Every module of this package is imported here, so a new file is found without editing a
+list; a method in a package of your own is found through the ``dfnas.methods`` entry
+point group (``[project.entry-points."dfnas.methods"] mine = "my_pkg.my_method"``).
 """
 
-from dfnas.methods import dfnas, fedavg, fednas  # noqa: F401  (registration)
+import importlib
+import pkgutil
+from importlib.metadata import entry_points
+
 from dfnas.methods.base import FedMethod, MethodSetup, StepContext
 from dfnas.methods.registry import METHODS
+from dfnas.methods.stages import RunFigure, Stage
 
-__all__ = ["METHODS", "FedMethod", "MethodSetup", "StepContext"]
+# modules that define the machinery, not a method
+_NOT_METHODS = {"base", "options", "registry", "stages"}
+
+
+def _discover() -> None:
+    for info in pkgutil.iter_modules(__path__):
+        if info.name not in _NOT_METHODS:
+            importlib.import_module(f"{__name__}.{info.name}")
+    for entry in entry_points(group="dfnas.methods"):
+        importlib.import_module(entry.value)
+
+
+_discover()
+
+__all__ = ["METHODS", "FedMethod", "MethodSetup", "RunFigure", "Stage", "StepContext"]

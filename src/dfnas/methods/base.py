@@ -3,12 +3,16 @@
 The loop in ``dfnas.federated.loop`` owns the rounds, sampling, timing and accounting; a
 method only says what model the server holds, how a client takes one step, what travels,
 and how replies are combined. FedAvg is this base class unchanged; DFNAS overrides the
-step and the end of a round. Hooks, in the order the loop calls them::
+step and the end of a round. What a method asks of the workflow (its stages, hand-offs,
+extra files and figures) it declares in ``stages`` and ``figures`` (``methods.stages``).
+Hooks, in the order the loop calls them::
 
     build_model()                      the server's current network
     local_work(round)                  learning rate, batch size and local epochs / steps
+    begin_round(model, round)          per-round state of a network (DARTS's drop-path)
     make_optimizer(model, lr, ctx)     a client's optimizer(s) for one round
-    train_step(model, x, y, opt, ctx)  one local step; returns the loss
+    train_step(model, x, y, opt, ctx)  one local step; returns the loss (ctx.global_state:
+                                       the server's state the client started from)
     step_flops(model, batch_size)      training FLOPs of the step just taken
     end_client(model, opt, ctx)        keep client state between rounds, if any
     payload(model)                     tensors a client receives and sends back
@@ -20,7 +24,7 @@ step and the end of a round. Hooks, in the order the loop calls them::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -28,10 +32,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from dfnas.cost import train_flops
-from dfnas.errors import ConfigError
 from dfnas.federated.aggregation import StreamingMean
 from dfnas.federated.bn import ServerContext
 from dfnas.federated.config import LocalWork, StepContext, TrainConfig
+from dfnas.methods.options import parse_options
+from dfnas.methods.stages import ONE_STAGE, RunFigure, Stage
 from dfnas.models import build_model, model_spec
 
 
@@ -65,12 +70,9 @@ class FedMethod:
 
     Options: ClassVar[type] = NoOptions
     default_model: ClassVar[str] = "cnn"
-    # a two-stage method ("search", "train") gets two workflow rules, the search stage
-    # handing its genotype to a FedAvg train stage (see workflow/rules/methods.smk)
-    stages: ClassVar[tuple[str, ...]] = ("train",)
-    # whether the final model is a deliverable worth personalized evaluation (a search
-    # stage's supernet is not: its network is rebuilt and trained by the next stage)
-    personalizes: ClassVar[bool] = True
+    # the workflow's rules for this method: one per stage, one per figure
+    stages: ClassVar[tuple[Stage, ...]] = ONE_STAGE
+    figures: ClassVar[tuple[RunFigure, ...]] = ()
 
     def __init__(self, setup: MethodSetup) -> None:
         self.setup = setup
@@ -79,6 +81,11 @@ class FedMethod:
         self._flops_per_sample: int | None = None
 
     # -- the server's network -------------------------------------------------------
+    def check(self) -> None:
+        """What a run would otherwise find wrong only once it starts; the workflow calls
+        it when it starts, once per dataset's input shape. Raise ``ConfigError``."""
+        self.build_model()
+
     def build_model(self) -> nn.Module:
         s = self.setup
         return build_model(s.model, s.in_shape, s.num_classes, **s.model_args)
@@ -92,6 +99,12 @@ class FedMethod:
         """What round ``round_`` asks of each client; a method with phases (DFNAS's search
         and child) gives each phase its own."""
         return self.train_cfg.local_work(round_)
+
+    def begin_round(self, model: nn.Module, round_: int) -> None:
+        """Before a round, on the server's network and the clients' worker: a network
+        whose behaviour follows training progress (DARTS's drop-path grows) is told it."""
+        if hasattr(model, "set_progress"):
+            model.set_progress(round_ / self.train_cfg.rounds)
 
     def make_optimizer(self, model: nn.Module, lr: float, ctx: StepContext) -> Any:
         """The client's optimizer(s) for one round; whatever is returned is handed to
@@ -186,16 +199,3 @@ def decay_groups(params: list[tuple[str, nn.Parameter]], weight_decay: float) ->
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-
-
-def parse_options(options_cls: type, values: dict[str, Any]) -> Any:
-    known = {f.name for f in fields(options_cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(
-            f"options.{unknown[0]}: unknown option (known: {', '.join(sorted(known)) or 'none'})"
-        )
-    try:
-        return options_cls(**values)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"options: {exc}") from None

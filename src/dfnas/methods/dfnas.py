@@ -35,7 +35,7 @@ momentum and Adam moments across the rounds it is sampled in (stale in between).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -47,6 +47,7 @@ from dfnas.federated.config import LocalWork, StepContext, cosine
 from dfnas.io import read_json
 from dfnas.methods.base import FedMethod, MethodSetup, SearchOptimizers, decay_groups
 from dfnas.methods.registry import METHODS
+from dfnas.methods.stages import RunFigure, Stage
 from dfnas.models import model_spec
 from dfnas.models.shufflenet import ShuffleNetV2
 from dfnas.models.shufflenet_blocks import OPS
@@ -63,19 +64,20 @@ class DfnasOptions:
     # local work per phase, over the run's training (keys: federated.config.LOCAL_WORK_KEYS)
     search: dict = field(default_factory=dict)
     child: dict = field(default_factory=dict)
-    child_schedule: str = "restart"  # DSNAS: fresh cosine from the search's rate; "continue"
+    # DSNAS: a fresh cosine from the search's rate ("restart"); or the run's cosine's tail
+    child_schedule: Literal["restart", "continue"] = "restart"
     # DSNAS: Adam, betas (0.5, 0.999), no weight decay, lr 1e-3 over ~100k ImageNet steps.
     # A federated search here takes hundreds of alpha steps per client, and Adam moves a
     # logit by at most ~lr per step: at 1e-3 alpha cannot leave uniform (config/README.md)
     alpha_lr: float = 0.1
-    alpha_betas: tuple[float, float] | list[float] = (0.5, 0.999)
+    alpha_betas: tuple[float, float] = (0.5, 0.999)
     fix_threshold: float | None = 0.3  # DSNAS's early fixing; null disables it
     bn_batches: int | None = 8  # BN re-estimation: batches per client (null: all data)
     budget_macs: float | None = None  # device budget: MACs per inference
     budget_latency_ms: float | None = None  # device budget: latency from a table
     latency_table: str | None = None  # JSON written by `dfnas latency`
     cost_coef: float = 1.0
-    client_state: str = "none"  # "none" or "optimizer"
+    client_state: Literal["none", "optimizer"] = "none"
     device_type: str | None = None  # the device type this search targets (recorded)
 
 
@@ -83,6 +85,16 @@ class DfnasOptions:
 class Dfnas(FedMethod):
     Options = DfnasOptions
     default_model = "shufflenetv2"
+    # one stage (search, then the child, in one job); its alpha record gets a figure
+    stages = (Stage("train", writes=("architecture.json",)),)
+    figures = (
+        RunFigure(
+            "architecture",
+            source="architecture.json",
+            draw="dfnas.report.figures:architecture_evolution",
+            caption="architecture.rst",
+        ),
+    )
 
     def __init__(self, setup: MethodSetup) -> None:
         super().__init__(setup)
@@ -97,15 +109,11 @@ class Dfnas(FedMethod):
             raise ConfigError(f"options.search_rounds: expected 1..{rounds} (the rounds)")
         if not 0 <= o.warmup_rounds < self.search_rounds:
             raise ConfigError("options.warmup_rounds: must be below search_rounds")
-        if o.client_state not in ("none", "optimizer"):
-            raise ConfigError("options.client_state: expected 'none' or 'optimizer'")
         if o.budget_latency_ms is not None and not o.latency_table:
             raise ConfigError("options.latency_table: a latency budget needs a latency table")
-        if o.child_schedule not in ("restart", "continue"):
-            raise ConfigError("options.child_schedule: expected 'restart' or 'continue'")
-        if o.bn_batches is not None and not (isinstance(o.bn_batches, int) and o.bn_batches >= 1):
+        if o.bn_batches is not None and o.bn_batches < 1:
             raise ConfigError("options.bn_batches: expected an integer >= 1 or null")
-        if not (isinstance(o.alpha_lr, int | float) and o.alpha_lr >= 0):
+        if o.alpha_lr < 0:
             raise ConfigError("options.alpha_lr: expected a number >= 0")
         self.search_cfg = self.train_cfg.phase(dict(o.search), "options.search")
         self.child_cfg = self.train_cfg.phase(dict(o.child), "options.child")
@@ -126,6 +134,13 @@ class Dfnas(FedMethod):
     def supernet(self) -> ShuffleSupernet:
         s = self.setup
         return ShuffleSupernet(s.in_shape, s.num_classes, **s.model_args)
+
+    def check(self) -> None:
+        """A device budget below the space's cheapest child, at this input's resolution
+        (a latency budget's table is measured later, by the workflow)."""
+        net = self.supernet()
+        if self.options.budget_latency_ms is None:
+            self.budgets(net)
 
     def build_model(self) -> nn.Module:
         net = self.supernet()

@@ -1,7 +1,7 @@
 """FedNAS (He, Annavaram, Avestimehr, arXiv 2004.08546): federated DARTS search with
-MiLeNAS steps, the prior art DFNAS is measured against. This file is the search stage;
-the train stage is FedAvg on the network of the searched genotype, handed over as a file
-(genotype.json) by the workflow's fednas_train rule.
+MiLeNAS steps, the prior art DFNAS is measured against. Two stages: this class is the
+search; the train stage is FedAvg on the network of the searched genotype, which the
+search hands over as a file (genotype.json), as ``stages`` declares.
 
 Faithful to the paper and without the public code's faults: the validation batch comes
 from a client-local validation split (``val_fraction`` of each client's train split, the
@@ -25,6 +25,7 @@ from dfnas.federated.bn import ServerContext
 from dfnas.federated.config import StepContext
 from dfnas.methods.base import FedMethod, MethodSetup, SearchOptimizers
 from dfnas.methods.registry import METHODS
+from dfnas.methods.stages import Stage
 from dfnas.models.darts_search import derive_genotype
 from dfnas.search.health import alpha_summary, search_warnings
 from dfnas.search.milenas import milenas_step
@@ -35,7 +36,7 @@ class FednasOptions:
     val_fraction: float = 0.5  # FedNAS's original 50/50 split of each client's data
     lambda_train: float = 1.0  # MiLeNAS's lambda
     alpha_lr: float = 3e-4  # Adam on alpha, as DARTS / MiLeNAS
-    alpha_betas: tuple[float, float] | list[float] = (0.5, 0.999)
+    alpha_betas: tuple[float, float] = (0.5, 0.999)
     alpha_weight_decay: float = 1e-3
     grad_clip: float = 5.0
 
@@ -44,8 +45,10 @@ class FednasOptions:
 class Fednas(FedMethod):
     Options = FednasOptions
     default_model = "darts_search"
-    stages = ("search", "train")
-    personalizes = False
+    stages = (
+        Stage("search", writes=("genotype.json", "alphas.json")),
+        Stage("train", method="fedavg", model="darts", receives={"genotype": "genotype.json"}),
+    )
 
     def __init__(self, setup: MethodSetup) -> None:
         super().__init__(setup)
@@ -79,6 +82,19 @@ class Fednas(FedMethod):
 
     def train_step(self, model, x, y, optimizer, ctx: StepContext) -> torch.Tensor:
         x_val, y_val = next(ctx.val)
+        return self.search_step(model, x, y, x_val, y_val, optimizer)
+
+    def search_step(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        x_val: torch.Tensor,
+        y_val: torch.Tensor,
+        optimizer: SearchOptimizers,
+    ) -> torch.Tensor:
+        """One local search step on a train and a validation batch: MiLeNAS's. A variant
+        of FedNAS overrides this alone; its FLOPs are counted from it."""
         return milenas_step(
             model,
             x,
@@ -92,7 +108,7 @@ class Fednas(FedMethod):
         )
 
     def step_flops(self, model: nn.Module, batch_size: int) -> int:
-        """FLOPs of one whole MiLeNAS step (all three passes), counted on a copy."""
+        """FLOPs of one whole search step (MiLeNAS: all three passes), counted on a copy."""
         if self._flops_per_sample is None:
             probe = copy.deepcopy(model).train()
             opts = self.make_optimizer(probe, 0.0, None)
@@ -100,7 +116,7 @@ class Fednas(FedMethod):
             x = torch.randn(2, *self.setup.in_shape, generator=gen).to(probe.alpha_device())
             y = torch.zeros(2, dtype=torch.long, device=x.device)
             with flop_counter() as counter:
-                milenas_step(probe, x, y, x, y, opts.weights, opts.alpha, 1.0, None)
+                self.search_step(probe, x, y, x, y, opts)
             self._flops_per_sample = counter.get_total_flops() // 2
         return self._flops_per_sample * batch_size
 

@@ -32,8 +32,8 @@ COSTS = {
 
 
 def load_runs(paths: list[str | Path]) -> pd.DataFrame:
-    """One row per run; dataset, partition, method and seed come from the path
-    results/<dataset>/<partition>/<method>/seed<k>/metrics.json."""
+    """One row per run and seed; dataset, partition, run and seed come from the path
+    .../<dataset>/<partition>/<run>/seed<k>/metrics.json, the method from the file."""
     rows = []
     for path in map(Path, paths):
         try:
@@ -43,13 +43,13 @@ def load_runs(paths: list[str | Path]) -> pd.DataFrame:
         missing = [k for k in REQUIRED_METRICS if k not in m]
         if missing:
             raise DfnasError(f"{path}: metrics.json lacks {', '.join(missing)} (result contract)")
-        seed_dir, method_dir = path.parent, path.parent.parent
+        seed_dir, run_dir = path.parent, path.parent.parent
         row = {
-            "dataset": method_dir.parent.parent.name,
-            "partition": method_dir.parent.name,
-            "method": method_dir.name,
+            "dataset": run_dir.parent.parent.name,
+            "partition": run_dir.parent.name,
+            "run": run_dir.name,
             "seed": int(seed_dir.name.removeprefix("seed")),
-            "algorithm": m.get("algorithm", m["method"]),
+            "method": m["method"],
             "run_dir": str(seed_dir),
             **{k: m[k] for k in REQUIRED_METRICS if k != "method"},
         }
@@ -80,12 +80,12 @@ def comparison(
     as a ratio to the reference method (DFNAS by default) of the same dataset and
     partition, and the two matched-compute readings (report.curves): accuracy at the
     cheapest method's compute, and the compute needed to reach the target accuracy."""
-    keys = ["dataset", "partition", "method"]
+    keys = ["dataset", "partition", "run"]
     g = runs.groupby(keys, sort=True)
     matched = matched_compute(runs, target_fraction, target_accuracy).groupby(keys, sort=True)
     table = pd.DataFrame(
         {
-            "algorithm": g["algorithm"].first(),
+            "method": g["method"].first(),
             "seeds": g["seed"].nunique(),
             "accuracy": g["accuracy"].mean(),
             "accuracy_std": g["accuracy"].std(ddof=0),
@@ -115,7 +115,7 @@ def comparison(
         table[f"{col}_vs_ref"] = np.nan
     if ref is not None:
         for _, block in table.groupby(["dataset", "partition"]):
-            base = block[block["method"] == ref]
+            base = block[block["run"] == ref]
             if base.empty:
                 continue
             for col in COSTS:
@@ -133,7 +133,7 @@ def unhealthy_searches(runs: pd.DataFrame) -> list[str]:
 
 
 def _default_reference(runs: pd.DataFrame) -> str | None:
-    dfnas = sorted(runs.loc[runs["algorithm"] == "dfnas", "method"].unique())
+    dfnas = sorted(runs.loc[runs["method"] == "dfnas", "run"].unique())
     return dfnas[0] if dfnas else None
 
 
@@ -143,11 +143,11 @@ def _pm(mean: float, std: float, scale: float = 100.0) -> str:
 
 def pretty(table: pd.DataFrame) -> pd.DataFrame:
     """The human-facing table: accuracy in % with std over seeds, costs with ratios."""
-    out = table[["dataset", "partition", "method", "seeds"]].copy()
+    out = table[["dataset", "partition", "run", "seeds"]].copy()
     # a "!" marks a row some of whose seeds' searches ended near chance or with a uniform
     # alpha: its accuracy is that of an unsearched child (see the run's metrics.json)
     flagged = table["unhealthy_seeds"] > 0
-    out["method"] = [f"{m} (!)" if f else m for m, f in zip(out["method"], flagged, strict=True)]
+    out["run"] = [f"{m} (!)" if f else m for m, f in zip(out["run"], flagged, strict=True)]
     out["accuracy %"] = [
         _pm(m, s) for m, s in zip(table["accuracy"], table["accuracy_std"], strict=True)
     ]

@@ -11,20 +11,21 @@ paid for before its train stage could begin.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-# history.csv files of one run, in the order their rounds happened
-_STAGE_FILES = (Path("search") / "history.csv", Path("history.csv"))
-
 
 def history(run_dir: str | Path) -> pd.DataFrame:
-    """The run's per-round history with rounds numbered from 1 across its stages; empty
-    for an external run that writes only metrics.json."""
+    """The run's per-round history with rounds numbered from 1 across its stages (the
+    folders of earlier stages are listed in metrics.json's ``prior_stages``); empty for an
+    external run that writes only metrics.json."""
+    metrics = Path(run_dir) / "metrics.json"
+    earlier = json.loads(metrics.read_text()).get("prior_stages", []) if metrics.exists() else []
     parts, offset = [], 0
-    for rel in _STAGE_FILES:
+    for rel in [*(Path(s) / "history.csv" for s in earlier), Path("history.csv")]:
         path = Path(run_dir) / rel
         if path.exists():
             h = pd.read_csv(path)
@@ -80,7 +81,7 @@ def matched_compute(
     target. The budget is the smallest mean total client FLOPs of a method with a
     history; the target is ``target_accuracy`` or ``target_fraction`` of the best mean
     final accuracy of the comparison."""
-    out = runs[["dataset", "partition", "method", "seed"]].copy()
+    out = runs[["dataset", "partition", "run", "seed"]].copy()
     out["budget_flops"] = out["target_accuracy"] = np.nan
     out["accuracy_at_budget"] = out["flops_to_target"] = out["seconds_to_target"] = np.nan
     out["has_curve"] = False
@@ -90,14 +91,14 @@ def matched_compute(
     }
     for _, block in runs.groupby(["dataset", "partition"]):
         totals = {
-            method: np.mean([curves[i]["flops"].iloc[-1] for i in rows.index])
-            for method, rows in block.groupby("method")
+            run: np.mean([curves[i]["flops"].iloc[-1] for i in rows.index])
+            for run, rows in block.groupby("run")
             if all(len(curves[i]) for i in rows.index)
         }
         if not totals:
             continue
         budget = min(totals.values())
-        best = block.groupby("method")["accuracy"].mean().max()
+        best = block.groupby("run")["accuracy"].mean().max()
         target = target_accuracy if target_accuracy is not None else target_fraction * best
         for i in block.index:
             out.loc[i, ["budget_flops", "target_accuracy"]] = budget, target

@@ -49,7 +49,7 @@ def accuracy_curves(runs: pd.DataFrame, stem: str | Path) -> list[Path]:
                 {
                     "round": h["round"],
                     "accuracy": h["test_accuracy"],
-                    "method": row.method,
+                    "run": row.run,
                     "setting": f"{row.dataset} / {row.partition}",
                     "seed": row.seed,
                 }
@@ -60,7 +60,7 @@ def accuracy_curves(runs: pd.DataFrame, stem: str | Path) -> list[Path]:
         data=data,
         x="round",
         y="accuracy",
-        hue="method",
+        hue="run",
         col="setting",
         kind="line",
         errorbar="sd",
@@ -79,9 +79,9 @@ def accuracy_vs_compute(runs: pd.DataFrame, table: pd.DataFrame, stem: str | Pat
     the table's matched-compute budget (dashed) and target accuracy (dotted)."""
     settings = list(runs.groupby(["dataset", "partition"]))
     fig, axes = plt.subplots(1, len(settings), figsize=(4.6 * len(settings), 3.6), squeeze=False)
-    palette = dict(zip(sorted(runs["method"].unique()), sns.color_palette(), strict=False))
+    palette = dict(zip(sorted(runs["run"].unique()), sns.color_palette(), strict=False))
     for ax, ((dataset, part), block) in zip(axes[0], settings, strict=True):
-        for method, rows in block.groupby("method"):
+        for run, rows in block.groupby("run"):
             seeds = [
                 compute_curve(r.run_dir, str(r.device).startswith("cuda")).set_index("round")
                 for r in rows.itertuples()
@@ -95,8 +95,8 @@ def accuracy_vs_compute(runs: pd.DataFrame, table: pd.DataFrame, stem: str | Pat
                 both["accuracy"].mean(),
                 both["accuracy"].std(ddof=0),
             )
-            color = palette[method]
-            ax.plot(x, acc, marker=".", color=color, label=method)
+            color = palette[run]
+            ax.plot(x, acc, marker=".", color=color, label=run)
             ax.fill_between(x, acc - sd.fillna(0), acc + sd.fillna(0), color=color, alpha=0.2)
         rows = table[(table["dataset"] == dataset) & (table["partition"] == part)]
         if "budget_TFLOPs" in rows and rows["budget_TFLOPs"].notna().any():
@@ -129,7 +129,7 @@ def resource_bars(runs: pd.DataFrame, stem: str | Path) -> list[Path]:
         for stage, s in (stages or {"train": {}}).items():
             rows.append(
                 {
-                    "method": row.method,
+                    "run": row.run,
                     "setting": f"{row.dataset} / {row.partition}",
                     "stage": stage,
                     "train TFLOPs": s.get("train_flops", row.train_flops) / 1e12,
@@ -140,23 +140,25 @@ def resource_bars(runs: pd.DataFrame, stem: str | Path) -> list[Path]:
                     "client seconds": s.get("client_seconds", row.client_seconds),
                 }
             )
-    data = pd.DataFrame(rows).groupby(["setting", "method", "stage"]).mean().reset_index()
+    data = pd.DataFrame(rows).groupby(["setting", "run", "stage"]).mean().reset_index()
     metrics = ["train TFLOPs", "communication MB", "client seconds"]
     settings = sorted(data["setting"].unique())
     fig, axes = plt.subplots(len(settings), 3, figsize=(13, 3.2 * len(settings)), squeeze=False)
-    colors = {"search": "#dd8452", "train": "#4c72b0"}
+    # a run's phases in the order they happen (search before train), stacked in that order
+    phases = list(dict.fromkeys(["search", "train", *data["stage"]]))
+    colors = dict(zip(phases, ["#dd8452", "#4c72b0", *sns.color_palette()[2:]], strict=False))
     for r, setting in enumerate(settings):
         block = data[data["setting"] == setting]
-        methods = sorted(block["method"].unique())
+        names = sorted(block["run"].unique())
         for c, metric in enumerate(metrics):
             ax = axes[r, c]
-            bottom = np.zeros(len(methods))
-            for stage in ("search", "train"):
+            bottom = np.zeros(len(names))
+            for stage in phases:
                 vals = [
-                    float(block[(block["method"] == m) & (block["stage"] == stage)][metric].sum())
-                    for m in methods
+                    float(block[(block["run"] == m) & (block["stage"] == stage)][metric].sum())
+                    for m in names
                 ]
-                ax.barh(methods, vals, left=bottom, color=colors[stage], label=stage)
+                ax.barh(names, vals, left=bottom, color=colors[stage], label=stage)
                 bottom += np.array(vals)
             _log_axis(ax, "x")
             ax.set_xlabel(f"{metric} (log)")
@@ -172,17 +174,17 @@ def personalized_distribution(runs: pd.DataFrame, stem: str | Path) -> list[Path
         path = Path(row.run_dir) / "personalized.csv"
         if path.exists() and path.stat().st_size > 1:
             p = pd.read_csv(path)
-            p["method"], p["setting"] = row.method, f"{row.dataset} / {row.partition}"
+            p["run"], p["setting"] = row.run, f"{row.dataset} / {row.partition}"
             frames.append(p)
     fig, ax = plt.subplots(figsize=(8, 3.6))
     if frames:
         data = pd.concat(frames, ignore_index=True)
         sns.boxplot(
-            data=data, x="method", y="accuracy_personalized", hue="setting", ax=ax, fliersize=0
+            data=data, x="run", y="accuracy_personalized", hue="setting", ax=ax, fliersize=0
         )
         sns.stripplot(
             data=data,
-            x="method",
+            x="run",
             y="accuracy_personalized",
             hue="setting",
             ax=ax,
