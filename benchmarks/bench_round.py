@@ -48,7 +48,7 @@ def make_data(clients: int, per_client: int) -> tuple[ImageDataset, object]:
     return ds, local_test_split(parts, 0.0, seed=0)
 
 
-def train_cfg(rounds: int, batch: int, channels_last: str) -> TrainConfig:
+def train_cfg(rounds: int, batch: int, channels_last: bool | str) -> TrainConfig:
     return TrainConfig(
         rounds=rounds,
         local_epochs=1,
@@ -62,7 +62,7 @@ def train_cfg(rounds: int, batch: int, channels_last: str) -> TrainConfig:
     )
 
 
-def ours(ds, part, rounds: int, batch: int, channels_last: str) -> tuple[float, float]:
+def ours(ds, part, rounds: int, batch: int, channels_last: bool | str) -> tuple[float, float]:
     """(samples/s over whole rounds, training FLOP/s over client time)."""
     method = METHODS.get("fedavg")(
         MethodSetup("cnn", {}, ds.in_shape, ds.num_classes, train_cfg(rounds, batch, channels_last))
@@ -140,7 +140,7 @@ def main() -> None:
     for _ in range(args.repeats):
         peak.append(matmul_flops())
         results["naive"].append(naive(ds, part, args.rounds, args.batch))
-        sps, _ = ours(ds, part, args.rounds, args.batch, "false")
+        sps, _ = ours(ds, part, args.rounds, args.batch, False)
         results["ours_nchw"].append(sps)
         sps, fps = ours(ds, part, args.rounds, args.batch, "auto")
         results["ours"].append(sps)

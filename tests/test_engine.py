@@ -57,7 +57,7 @@ def test_fedavg_full_batch_equals_centralized_step():
         momentum=0.0,
         weight_decay=0.0,
         augment="none",
-        channels_last="false",
+        channels_last=False,
     )
     torch.manual_seed(0)
     start = method.build_model()

@@ -125,7 +125,10 @@ def collect(args: argparse.Namespace) -> None:
     runs = load_runs(args.metrics)
     for line in unhealthy_searches(runs):
         print(f"WARNING: not a search result: {line}")
-    table = comparison(runs, args.reference, args.target_fraction, args.target_accuracy)
+    from dfnas.report.curves import TARGET_FRACTION
+
+    fraction = args.target_fraction if args.target_fraction is not None else TARGET_FRACTION
+    table = comparison(runs, args.reference, fraction, args.target_accuracy)
     out = Path(args.out_dir)
     write_tables(table, out / "comparison.csv", out / "comparison.md", out / "comparison.tex")
     print(f"{len(table)} rows (reference: {table.attrs['reference']}) -> {out}/comparison.*")
@@ -217,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--target-fraction",
         type=_share,
-        default=0.9,
+        default=None,
         help="target accuracy as a share of the best final accuracy of each setting",
     )
     p.add_argument("--target-accuracy", type=_share, default=None, help="absolute target")

@@ -24,7 +24,7 @@ def check_semantics(config: dict) -> None:
             )
         if loader == "npz" and "path" not in opts:
             raise ConfigError(f"datasets.{name}.path: the npz loader needs the .npz file's path")
-        root = config.get("data_root", "data")
+        root = config["data_root"]
         if loader == "npz" and find_npz(root, opts["path"]) is None:
             raise ConfigError(
                 f"datasets.{name}.path: {opts['path']} not found (nor under data_root {root})"
@@ -93,9 +93,14 @@ def _check_run(
     for k in run:
         if k.endswith("_stage") and k not in own_keys:
             names = ", ".join(s.name for s in stages)
+            why = (
+                "is the first stage: it takes the run's own keys"
+                if k == stages[0].config_key()
+                else "is not a later stage of it"
+            )
             raise ConfigError(
-                f"{key}.{k}: method '{run['method']}' has no stage "
-                f"'{k.removesuffix('_stage')}' (its stages: {names})"
+                f"{key}.{k}: '{k.removesuffix('_stage')}' {why} (method "
+                f"'{run['method']}', stages: {names})"
             )
     for index, stage in enumerate(stages):
         where = key if index == 0 else f"{key}.{stage.config_key()}"
@@ -153,8 +158,14 @@ def _check_partition(pname: str, spec: dict, datasets: dict) -> None:
     key = f"partitions.{pname}"
     kind = spec["partitioner"]
     if kind not in PARTITIONERS:
-        raise ConfigError(f"{key}.partitioner: unknown partitioner '{kind}'")
+        raise ConfigError(
+            f"{key}.partitioner: unknown partitioner '{kind}'; known: "
+            f"{', '.join(PARTITIONERS.names())}"
+        )
     accepted = partitioner_params(kind)
+    missing = sorted(partitioner_params(kind, required=True) - set(spec))
+    if missing:
+        raise ConfigError(f"{key}.{missing[0]}: partitioner '{kind}' needs it")
     for param in spec:
         if param not in COMMON_KEYS and param not in accepted:
             raise ConfigError(

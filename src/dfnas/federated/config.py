@@ -1,7 +1,8 @@
 """Settings of the federated loop, typed, with their defaults in one place.
 
-The workflow schema (``training`` in workflow/schemas/config.schema.yaml) mirrors these
-fields; a test keeps the two in step. Cross-silo (few clients, all every round) and
+The workflow schema (``training`` in workflow/schemas/config.schema.yaml) lists the same
+keys, with no defaults of its own and the same allowed values; tests/test_defaults.py
+keeps the two in step. Cross-silo (few clients, all every round) and
 cross-device (many clients, a few per round) are both just values here.
 """
 
@@ -48,6 +49,11 @@ class LocalWork:
 LOCAL_WORK_KEYS = ("local_epochs", "local_steps", "batch_size", "lr", "lr_min")
 
 
+# allowed values of the training keys that take a name
+LR_SCHEDULES = ("cosine", "constant")
+AUGMENTS = ("auto", "none", "flip_crop")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     rounds: int = 20
@@ -73,7 +79,8 @@ class TrainConfig:
     # personalization: each client fine-tunes the final model on its local train split
     personalize_epochs: int = 1
     personalize_lr: float = 0.01
-    channels_last: str = "auto"
+    # "auto": channels_last for conv nets on CPU, where it speeds depthwise convs; or a bool
+    channels_last: bool | str = "auto"
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -92,10 +99,12 @@ class TrainConfig:
             raise ConfigError("training.clients_per_round: expected 'all' or an integer >= 1")
         if self.client_fraction is not None and self.clients_per_round != "all":
             raise ConfigError("training.client_fraction: set it or clients_per_round, not both")
-        if self.lr_schedule not in ("cosine", "constant"):
-            raise ConfigError("training.lr_schedule: expected 'cosine' or 'constant'")
-        if self.augment not in ("auto", "none", "flip_crop"):
-            raise ConfigError("training.augment: expected 'auto', 'none' or 'flip_crop'")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"training.lr_schedule: expected one of {', '.join(LR_SCHEDULES)}")
+        if self.augment not in AUGMENTS:
+            raise ConfigError(f"training.augment: expected one of {', '.join(AUGMENTS)}")
+        if not (self.channels_last == "auto" or isinstance(self.channels_last, bool)):
+            raise ConfigError("training.channels_last: expected auto, true or false")
         if not 0 <= self.dropout < 1:
             raise ConfigError("training.dropout: expected a probability in [0, 1)")
         if self.local_steps is not None and not (

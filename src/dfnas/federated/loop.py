@@ -56,13 +56,13 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _use_channels_last(setting: str, model: nn.Module, device: torch.device) -> bool:
+def _use_channels_last(setting: bool | str, model: nn.Module, device: torch.device) -> bool:
     # channels_last cuts depthwise-conv backward 2-9x on CPU (measured with torch 2.13 on 2
     # cores; bench_round.py times a round in each layout); on GPU, leave it
     if setting == "auto":
         has_conv = any(isinstance(m, nn.Conv2d) for m in model.modules())
         return device.type == "cpu" and has_conv
-    return setting == "true"
+    return bool(setting)
 
 
 class _Progress:

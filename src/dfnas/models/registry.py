@@ -37,7 +37,7 @@ def build_model(
     try:
         return builder(tuple(in_shape), int(num_classes), **model_args)
     except (ValueError, TypeError) as exc:
-        raise ConfigError(f"model_args of model '{name}': {exc}") from None
+        raise ConfigError(f"model_args: model '{name}' cannot be built ({exc})") from None
 
 
 def model_spec(

@@ -27,9 +27,15 @@ PARTITIONERS: Registry[Partitioner] = Registry("partitioner")
 COMMON_KEYS = {"partitioner", "num_clients", "seed", "local_test_fraction", "min_partition_size"}
 
 
-def partitioner_params(name: str) -> set[str]:
-    sig = inspect.signature(PARTITIONERS.get(name))
-    return {p for p in list(sig.parameters)[4:]}
+def partitioner_params(name: str, required: bool = False) -> set[str]:
+    """The spec keys partitioner ``name`` takes beyond the common ones (``required``: only
+    those without a default, which a spec must set)."""
+    params = list(inspect.signature(PARTITIONERS.get(name)).parameters.values())[4:]
+    return {
+        p.name
+        for p in params
+        if not required or (p.default is inspect.Parameter.empty and p.name not in COMMON_KEYS)
+    }
 
 
 def _flower_split(labels: np.ndarray, seed: int, make: Callable[[], object]) -> list[np.ndarray]:
@@ -67,7 +73,7 @@ def dirichlet(
     num_clients: int,
     seed: int,
     alpha: float,
-    min_partition_size: int = 2,
+    min_partition_size: int,  # default: split.PARTITION_DEFAULTS
     self_balancing: bool = False,
 ) -> list:
     """Hsu et al. 2019 ("LDA" in FedML): per class, client shares ~ Dirichlet(alpha)."""

@@ -51,14 +51,20 @@ class ClientPartition:
         return hashlib.sha256(canon.encode()).hexdigest()
 
 
+# the one home of a partition's defaults (the config schema repeats them, so that a
+# partition's cache key holds them; a test keeps the two equal)
+PARTITION_DEFAULTS = {"seed": 42, "local_test_fraction": 0.2, "min_partition_size": 2}
+
+
 def make_partition(
     labels: np.ndarray, spec: dict, client_ids: np.ndarray | None = None
 ) -> ClientPartition:
     """Split ``labels`` over clients as ``spec`` (one entry of the config's partitions) says."""
+    spec = {**PARTITION_DEFAULTS, **spec}
     name = spec["partitioner"]
     num_clients = int(spec["num_clients"])
-    seed = int(spec.get("seed", 42))
-    min_size = int(spec.get("min_partition_size", 2))
+    seed = int(spec["seed"])
+    min_size = int(spec["min_partition_size"])
     if num_clients > len(labels):
         raise DfnasError(f"num_clients: {num_clients} clients for {len(labels)} train samples")
     accepted = partitioner_params(name)
@@ -79,7 +85,7 @@ def make_partition(
             f"min_partition_size: client {small} got {sizes[small]} samples, fewer than "
             f"{min_size}; use fewer clients or a larger alpha"
         )
-    return local_test_split(parts, float(spec.get("local_test_fraction", 0.2)), seed)
+    return local_test_split(parts, float(spec["local_test_fraction"]), seed)
 
 
 def local_test_split(parts: list[np.ndarray], fraction: float, seed: int) -> ClientPartition:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from dfnas.errors import DfnasError
 from dfnas.io import atomic_path
-from dfnas.report.curves import matched_compute
+from dfnas.report.curves import TARGET_FRACTION, matched_compute
 from dfnas.results import REQUIRED_METRICS
 
 # column in the table -> (key of a collected run, scale); every column is a mean over seeds
@@ -73,7 +73,7 @@ def load_runs(paths: list[str | Path]) -> pd.DataFrame:
 def comparison(
     runs: pd.DataFrame,
     reference: str | None = None,
-    target_fraction: float = 0.9,
+    target_fraction: float = TARGET_FRACTION,
     target_accuracy: float | None = None,
 ) -> pd.DataFrame:
     """Mean (and std over seeds) per dataset x partition x method, with every cost also
