@@ -183,11 +183,16 @@ class FedMethod:
         return {}
 
     # -- checkpointing of the method's own server state -----------------------------------
+    # attributes the server keeps between rounds (DFNAS: alpha history, fixed layers, the
+    # child's path); checkpointed with the model, so a killed run resumes exactly
+    server_state: ClassVar[tuple[str, ...]] = ()
+
     def state_dict(self) -> dict[str, Any]:
-        return {}
+        return {name: getattr(self, name) for name in self.server_state}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
+        for name in self.server_state:
+            setattr(self, name, state[name])
 
 
 def decay_groups(params: list[tuple[str, nn.Parameter]], weight_decay: float) -> list[dict]:

@@ -85,6 +85,16 @@ class DfnasOptions:
 class Dfnas(FedMethod):
     Options = DfnasOptions
     default_model = "shufflenetv2"
+    server_state = (
+        "fixed",
+        "fixed_rows",
+        "fixed_round",
+        "search_losses",
+        "child_path",
+        "repairs",
+        "alpha_history",
+        "expected_macs",
+    )
     # one stage (search, then the child, in one job); its alpha record gets a figure
     stages = (Stage("train", writes=("architecture.json",)),)
     figures = (
@@ -353,22 +363,6 @@ class Dfnas(FedMethod):
             "budgets": arch["budgets"],
             "device_type": self.options.device_type,
         }
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "fixed": self.fixed,
-            "fixed_rows": self.fixed_rows,
-            "fixed_round": self.fixed_round,
-            "search_losses": self.search_losses,
-            "child_path": self.child_path,
-            "repairs": self.repairs,
-            "alpha_history": self.alpha_history,
-            "expected_macs": self.expected_macs,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for key, value in state.items():
-            setattr(self, key, value)
 
 
 def load_latency(path: str | None, net: ShuffleSupernet) -> tuple[torch.Tensor, float]:

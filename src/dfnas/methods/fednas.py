@@ -45,6 +45,7 @@ class FednasOptions:
 class Fednas(FedMethod):
     Options = FednasOptions
     default_model = "darts_search"
+    server_state = ("alpha_history", "_genotype", "_search_loss")
     stages = (
         Stage("search", writes=("genotype.json", "alphas.json")),
         Stage("train", method="fedavg", model="darts", receives={"genotype": "genotype.json"}),
@@ -151,14 +152,3 @@ class Fednas(FedMethod):
             **alpha_summary(probs),
             "search_warnings": search_warnings(self._search_loss, self.setup.num_classes, probs),
         }
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "alpha_history": self.alpha_history,
-            "_genotype": self._genotype,
-            "_search_loss": self._search_loss,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for key, value in state.items():
-            setattr(self, key, value)
