@@ -156,6 +156,13 @@ FEDNAS = {"method": "fednas", "model_args": {"C": 2, "layers": 3}}
             r"^runs\.r\.train_stage\.training\.lr_schedule: 'step' is not one of",
         ),
         (
+            lambda c: c.update(
+                devices={"phone": {"macs": 1e9}},
+                runs={"r": {"method": "fedavg", "devices": ["phone"]}},
+            ),
+            r"^runs\.r\.devices: this method does not search per device type",
+        ),
+        (
             lambda c: c.update(training={"channels_last": "yes"}),
             r"^training\.channels_last: 'yes' is not one of: auto, True, False",
         ),

@@ -91,6 +91,8 @@ def expand_device_runs(config: dict) -> dict:
     ``<run>-<device>``, whose options carry that device's budget. A latency budget points
     the run at the latency table measured for its search space (``LATENCY_TABLE``, with
     ``{dataset}`` filled in per job)."""
+    from dfnas.methods import METHODS  # heavy imports only once the schema passed
+
     devices = config.get("devices", {})
     runs = {}
     for name, run in config.get("runs", {}).items():
@@ -101,13 +103,16 @@ def expand_device_runs(config: dict) -> dict:
             if device not in devices:
                 known = ", ".join(sorted(devices)) or "none defined"
                 raise ConfigError(f"runs.{name}.devices: unknown device type '{device}' ({known})")
-            budget = devices[device]
-            options = dict(run.get("options", {}), device_type=device)
-            if "macs" in budget:
-                options["budget_macs"] = budget["macs"]
-            if "latency_ms" in budget:
-                options["budget_latency_ms"] = budget["latency_ms"]
-                options["latency_table"] = LATENCY_TABLE.replace("{run}", name)
+            try:
+                method = METHODS.get(run["method"])
+            except ConfigError as exc:
+                raise ConfigError(f"runs.{name}.method: {exc}") from None
+            table = LATENCY_TABLE.replace("{run}", name)
+            try:
+                budget = method.device_options(device, devices[device], table)
+            except ConfigError as exc:
+                raise ConfigError(f"runs.{name}.devices: {exc}") from None
+            options = dict(run.get("options", {})) | budget
             expanded = {k: v for k, v in run.items() if k != "devices"}
             runs[f"{name}-{device}"] = expanded | {"options": options}
     return {**config, "runs": runs}

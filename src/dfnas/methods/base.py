@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dfnas.cost import train_flops
+from dfnas.errors import ConfigError
 from dfnas.federated.aggregation import StreamingMean
 from dfnas.federated.bn import ServerContext
 from dfnas.federated.config import LocalWork, StepContext, TrainConfig
@@ -79,6 +80,14 @@ class FedMethod:
         self.train_cfg = setup.train
         self.options = parse_options(self.Options, setup.options)
         self._flops_per_sample: int | None = None
+
+    @classmethod
+    def device_options(cls, device: str, budget: dict[str, float], latency_table: str) -> dict:
+        """The options that make a run search for one device type (a run that lists
+        ``devices`` becomes one run per type): ``budget`` is the config's entry for it
+        (``macs``, ``latency_ms``), ``latency_table`` where the workflow measures the
+        search space's op latencies. A method that does not search per device says so."""
+        raise ConfigError("this method does not search per device type")
 
     # -- the server's network -------------------------------------------------------
     def check(self) -> None:

@@ -145,12 +145,23 @@ class Dfnas(FedMethod):
         s = self.setup
         return ShuffleSupernet(s.in_shape, s.num_classes, **s.model_args)
 
+    @classmethod
+    def device_options(cls, device: str, budget: dict[str, float], latency_table: str) -> dict:
+        options: dict[str, Any] = {"device_type": device}
+        if "macs" in budget:
+            options["budget_macs"] = budget["macs"]
+        if "latency_ms" in budget:
+            options["budget_latency_ms"] = budget["latency_ms"]
+            options["latency_table"] = latency_table
+        return options
+
     def check(self) -> None:
         """A device budget below the space's cheapest child, at this input's resolution
         (a latency budget's table is measured later, by the workflow)."""
-        net = self.supernet()
-        if self.options.budget_latency_ms is None:
-            self.budgets(net)
+        o, net = self.options, self.supernet()
+        if o.budget_macs is not None:
+            table = self.costs(net)
+            Budget("macs", o.budget_macs, table.op_macs, table.fixed_macs).check_reachable()
 
     def build_model(self) -> nn.Module:
         net = self.supernet()
