@@ -1,12 +1,14 @@
 # Two entry points, both from a fresh clone:
 #   make run    install into .venv and run the default pipeline (digits, no download)
-#   make test   install into .venv and run the linters and the test suite (what CI runs)
+#   make test   install into .venv and run the linters, the test suite and the live-SLURM
+#               test (what CI runs; the SLURM part says SKIP where it cannot start SLURM)
+#   make test-slurm  the pipeline on a live single-node SLURM alone (tests/slurm/run.sh)
 #   make paper  the paper's figure set, CPU twins (config/paper/*_cpu.yaml; needs CIFAR-10
 #               under data/); PAPER=gpu for the paper-size configs
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run test lint clean paper
+.PHONY: setup run test test-slurm lint clean paper
 
 setup: $(VENV)/.installed
 
@@ -30,7 +32,11 @@ lint: setup
 	$(VENV)/bin/snakemake --lint
 
 test: lint
+	PYTHON=$(PY) bash tests/slurm/run.sh
 	$(VENV)/bin/pytest -q
+
+test-slurm: setup
+	PYTHON=$(PY) bash tests/slurm/run.sh
 
 clean:
 	rm -rf results logs .snakemake report.html

@@ -9,6 +9,11 @@ from snakemake.utils import min_version
 
 min_version("9.0")
 
+# envs/dfnas.yaml installs the project from here (a conda environment is built from a copy
+# of that file elsewhere, so it names the repository through this variable, which pip
+# expands)
+os.environ.setdefault("DFNAS_REPO", workflow.basedir)
+
 
 # The default config applies only when none is given: a --configfile replaces it rather
 # than being merged into it, so a CIFAR config never inherits the digits runs.

@@ -20,7 +20,9 @@ import yaml
 
 from dfnas.errors import ConfigError
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+# shipped inside the package (workflow/schemas/config.schema.yaml links to it), so
+# `dfnas check-config` works from any install, not only from a clone
+SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 
 
 def load_schema(path: str | Path = SCHEMA_PATH) -> dict:

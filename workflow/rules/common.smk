@@ -18,6 +18,7 @@ from snakemake.settings.types import DeploymentMethod
 
 from dfnas.config import check_config
 from dfnas.errors import ConfigError
+from dfnas.federated.config import TrainConfig
 from dfnas.methods import METHODS
 from dfnas.methods.stages import CONTRACT_FILES, STAGE_FILES, stage_folder, stage_spec
 
@@ -129,6 +130,34 @@ def stage_params(stages, index):
         return json.dumps(out, sort_keys=True)
 
     return spec
+
+
+# What a training, search or latency job asks a cluster scheduler for; the config's
+# `resources` and a run's own override these (config/README.md, "resources").
+RESOURCE_DEFAULTS = {"mem_mb": 4000, "minutes_per_round": 2.0}
+# a GPU for every training job when the config asks for CUDA (the GPU profile sets
+# device=cuda); `auto` asks for none, and uses one when the job lands where there is one
+GPU = 1 if config["device"].startswith("cuda") else 0
+
+
+def run_resources(wildcards):
+    run = config["runs"].get(getattr(wildcards, "run", ""), {})
+    return RESOURCE_DEFAULTS | config["resources"] | run.get("resources", {})
+
+
+def stage_runtime(stages, index):
+    """A resource function: minutes for stage ``index`` of a run, from its rounds."""
+
+    def runtime(wildcards):
+        spec = stage_spec(config["runs"][wildcards.run], stages, index, config["training"])
+        rounds = spec["training"].get("rounds", TrainConfig.rounds)
+        return int(10 + run_resources(wildcards)["minutes_per_round"] * rounds)
+
+    return runtime
+
+
+def job_mem_mb(wildcards):
+    return run_resources(wildcards)["mem_mb"]
 
 
 def prior_inputs(stages, index):

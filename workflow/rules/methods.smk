@@ -34,6 +34,10 @@ for _method in METHODS.names():
                 device=config["device"],
                 out=lambda w, output: os.path.dirname(output.metrics_json),
             threads: config["threads_per_run"]
+            resources:
+                mem_mb=job_mem_mb,
+                runtime=stage_runtime(_stages, _index),
+                gpu=GPU,
             log:
                 f"results/{{experiment}}/logs/{{dataset}}/{{partition}}/{{run}}/seed{{seed}}.{_stage.name}.log",
             benchmark:
@@ -58,6 +62,10 @@ rule latency_table:
         model_args=space_args,
         device=config["device"],
     threads: config["threads_per_run"]
+    resources:
+        mem_mb=job_mem_mb,
+        runtime=15,
+        gpu=GPU,
     log:
         "results/{experiment}/logs/latency/{dataset}/{space}.log",
     benchmark:
