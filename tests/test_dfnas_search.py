@@ -248,6 +248,7 @@ def test_search_warnings_and_the_table_flag():
                     "train_flops",
                     "comm_bytes",
                     "peak_memory_bytes",
+                    "client_memory_bytes",
                     "wall_seconds",
                     "compute_seconds",
                 )

@@ -87,7 +87,9 @@ def combine_stages(prior: dict[str, Any], this: dict[str, Any]) -> dict[str, Any
     out = dict(this)
     for key in SUMMED:
         out[key] = prior[key] + this[key]
-    out["peak_memory_bytes"] = max(prior["peak_memory_bytes"], this["peak_memory_bytes"])
+    for key in ("peak_memory_bytes", "client_memory_bytes"):
+        if key in prior or key in this:
+            out[key] = max(prior.get(key, 0), this.get(key, 0))
     # whether the search searched travels with the result it produced (search.health)
     out["search_warnings"] = prior.get("search_warnings", []) + this.get("search_warnings", [])
     phases = {name: dict(costs) for name, costs in prior.get("stages", {}).items()}

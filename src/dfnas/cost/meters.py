@@ -2,8 +2,9 @@
 
 Bytes are those of the tensors exchanged (numel x element size), the floor any real
 transport pays. Seconds are wall time and process CPU time, with CUDA synchronized before
-every reading on a GPU. Peak memory is the process's peak RSS on CPU (all clients run in
-one process, so it bounds what one client needs) or ``torch.cuda.max_memory_allocated``.
+every reading on a GPU. ``peak_memory_bytes`` is the whole process's peak: RSS on CPU
+(torch, the dataset and every simulated client), ``torch.cuda.max_memory_allocated`` on a
+GPU. What one client's training holds is counted apart, in ``cost.memory``.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ method's name: everything method-specific goes through the hooks of ``FedMethod`
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import platform
 import time
@@ -24,6 +25,7 @@ import torch
 from torch import nn
 
 from dfnas.cost import Stopwatch, count_params, forward_flops, peak_memory_bytes, tensor_bytes
+from dfnas.cost.memory import TrainingMemory
 from dfnas.data import ImageDataset
 from dfnas.federated.bn import ServerContext
 from dfnas.federated.checkpoint import load_checkpoint, save_checkpoint
@@ -145,7 +147,7 @@ def run_federated(
                 target = method.evaluation_model(model, server)
                 row["test_accuracy"], row["test_loss"] = evaluate(target, data, cfg.eval_batch_size)
         row["round_seconds"] = round_clock.wall
-        row["peak_memory_bytes"] = peak_memory_bytes(device)
+        row["peak_memory_bytes"] = max(row.get("peak_memory_bytes", 0), peak_memory_bytes(device))
         for key in COST_KEYS:
             totals[key] += row[key]
         totals["wall_seconds"] += round_clock.wall
@@ -201,7 +203,9 @@ def _run_round(
     row = {"round": r, "stage": method.stage_of(r), "lr": lr}
     row |= {"clients_sampled": len(sampled), "clients_replied": len(replied)}
     row |= dict.fromkeys(COST_KEYS, 0)
+    row["client_memory_bytes"] = 0
     row["bytes_down"] = tensor_bytes(down) * len(sampled)
+    gpu_peak = 0
     loss_sum, samples = torch.zeros((), device=device), 0
     clock = Stopwatch(device)
     for net in (model, worker):
@@ -223,10 +227,23 @@ def _run_round(
             if val_idx is not None:
                 ctx.val = data.batches(val_idx[k], work.batch_size, gen, epochs=0, steps=10**9)
             opt = method.make_optimizer(worker, lr, ctx)
-            for x, y in data.batches(
-                train_idx[k], work.batch_size, ctx.generator, work.local_epochs, work.local_steps
+            if device.type == "cuda":
+                gpu_peak = max(gpu_peak, peak_memory_bytes(device))
+                torch.cuda.reset_peak_memory_stats(device)
+            meter = TrainingMemory()
+            for step, (x, y) in enumerate(
+                data.batches(
+                    train_idx[k],
+                    work.batch_size,
+                    ctx.generator,
+                    work.local_epochs,
+                    work.local_steps,
+                )
             ):
-                loss = method.train_step(worker, x, y, opt, ctx)
+                # a client's first step of the round is measured (a step's memory does not
+                # depend on its batch; DFNAS's path differs from client to client)
+                with meter.step(worker, opt) if step == 0 else contextlib.nullcontext():
+                    loss = method.train_step(worker, x, y, opt, ctx)
                 row["train_flops"] += method.step_flops(worker, len(y))
                 loss_sum += loss * len(y)
                 samples += len(y)
@@ -234,7 +251,14 @@ def _run_round(
             up = method.payload(worker)
             agg.add(up, len(train_idx[k]))
         row["bytes_up"] += tensor_bytes(up)
+        row["client_memory_bytes"] = max(row["client_memory_bytes"], meter.peak_bytes)
+        if device.type == "cuda":
+            row["client_gpu_peak_bytes"] = max(
+                row.get("client_gpu_peak_bytes", 0), peak_memory_bytes(device)
+            )
     row["client_seconds"], row["client_cpu_seconds"] = clock.wall, clock.cpu
+    if device.type == "cuda":  # the allocator's peak was reset per client: keep the round's
+        row["peak_memory_bytes"] = max(gpu_peak, row.get("client_gpu_peak_bytes", 0))
     row["train_loss"] = (loss_sum / max(samples, 1)).item() if samples else float("nan")
     row["samples"] = samples
     row["test_accuracy"], row["test_loss"] = None, None
@@ -304,6 +328,14 @@ def _finish(
         "wall_seconds": totals["wall_seconds"],
         "personalize_seconds": clock.wall,
         "peak_memory_bytes": max(h["peak_memory_bytes"] for h in history),
+        # one client's training memory (cost.memory), the largest measured step
+        "client_memory_bytes": max(h.get("client_memory_bytes", 0) for h in history),
+        # on a GPU also the allocator's peak while one client trained (reset per client)
+        **(
+            {"client_gpu_peak_bytes": max(h["client_gpu_peak_bytes"] for h in history)}
+            if "client_gpu_peak_bytes" in history[-1]
+            else {}
+        ),
         "rounds": len(history),
         "seed": seed,
         "num_clients": partition.num_clients,

@@ -25,7 +25,11 @@ from dfnas.results import REQUIRED_METRICS
 COSTS = {
     "train_TFLOPs": ("train_flops", 1e-12),
     "comm_MB": ("comm_bytes", 1e-6),
-    "peak_mem_MB": ("peak_memory_bytes", 1e-6),
+    # one client's training memory (cost.memory): parameters, gradients, optimizer
+    # state and saved activations of its largest measured step
+    "client_mem_MB": ("client_memory_bytes", 1e-6),
+    # the whole simulating process (torch, dataset, every client): not a device's figure
+    "process_peak_MB": ("peak_memory_bytes", 1e-6),
     "wall_min": ("wall_seconds", 1 / 60),
     "compute_h": ("compute_seconds", 1 / 3600),
 }
@@ -54,6 +58,7 @@ def load_runs(paths: list[str | Path]) -> pd.DataFrame:
             **{k: m[k] for k in REQUIRED_METRICS if k != "method"},
         }
         row["comm_bytes"] = m["bytes_down"] + m["bytes_up"]
+        row["client_memory_bytes"] = m.get("client_memory_bytes", np.nan)  # external: none
         # CPU hours on CPU, device hours on a GPU: the compute the clients consumed
         on_gpu = str(m.get("device", "cpu")).startswith("cuda")
         row["compute_seconds"] = (
@@ -158,7 +163,7 @@ def pretty(table: pd.DataFrame) -> pd.DataFrame:
     out["MMACs"] = table["MMACs"].map(lambda v: f"{v:.3f}")
     for col in COSTS:
         out[col] = [
-            f"{v:.4g}" + ("" if np.isnan(r) else f" ({r:.2f}x)")
+            "n/a" if np.isnan(v) else f"{v:.4g}" + ("" if np.isnan(r) else f" ({r:.2f}x)")
             for v, r in zip(table[col], table[f"{col}_vs_ref"], strict=True)
         ]
     out["acc @ budget %"] = [
