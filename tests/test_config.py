@@ -202,3 +202,8 @@ def test_clients_per_round_is_checked_at_its_effective_value():
     cfg["runs"]["r"]["training"]["clients_per_round"] = 9
     with pytest.raises(ConfigError, match=r"^runs\.r\.training\.clients_per_round: 9 but"):
         check_config(cfg)
+
+
+def test_defaults_beside_a_ref_are_filled():
+    cfg = check_config(_base())
+    assert cfg["training"] == {} and cfg["resources"] == {}

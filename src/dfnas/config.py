@@ -67,15 +67,20 @@ def _resolve(node: dict, root: dict) -> dict:
     return target
 
 
+_MISSING = object()
+
+
 def _fill_defaults(instance: Any, node: dict, root: dict) -> None:
     node = _resolve(node, root)
     if not isinstance(instance, dict):
         return
     props = node.get("properties", {})
     for key, sub in props.items():
+        # a default may sit beside a $ref ({$ref: ..., default: {}}) or in its target
+        default = sub.get("default", _resolve(sub, root).get("default", _MISSING))
         sub = _resolve(sub, root)
-        if key not in instance and "default" in sub:
-            instance[key] = copy.deepcopy(sub["default"])
+        if key not in instance and default is not _MISSING:
+            instance[key] = copy.deepcopy(default)
         if key in instance:
             _fill_defaults(instance[key], sub, root)
     extra = node.get("additionalProperties")

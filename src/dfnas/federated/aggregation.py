@@ -2,7 +2,9 @@
 
 Every floating entry of a state dict (weights, BN running statistics, architecture logits
 or any extra tensor a method exchanges) is averaged with weights n_k / sum n_k over the
-clients that replied. Integer entries (BN's ``num_batches_tracked``) take the maximum,
+clients that sent it: all that replied, unless a method sends each client only part of
+the model (DFNAS's path-only communication), where an entry no client sent is left as it
+was. Integer entries (BN's ``num_batches_tracked``) take the maximum,
 which is what one client training the same number of steps would hold.
 """
 
@@ -32,13 +34,13 @@ class StreamingMean:
 
     def __init__(self) -> None:
         self._sum: State = {}
-        self._total = 0.0
+        self._total: dict[str, float] = {}
 
     def add(self, state: Mapping[str, torch.Tensor], weight: float) -> None:
         if weight <= 0:
             raise ValueError(f"client weight must be positive, got {weight}")
-        self._total += weight
         for key, t in state.items():
+            self._total[key] = self._total.get(key, 0.0) + weight
             t = t.detach()
             if t.is_floating_point():
                 acc = self._sum.get(key)
@@ -52,13 +54,13 @@ class StreamingMean:
 
     def result(self, like: Mapping[str, torch.Tensor] | None = None) -> State:
         """The mean, cast back to each entry's dtype (``like`` gives dtypes and layout)."""
-        if self._total == 0:
+        if not self._total:
             raise ValueError("no client replied; nothing to aggregate")
         out: State = {}
         for key, acc in self._sum.items():
             ref = like[key] if like is not None else None
             if acc.is_floating_point():
-                mean = acc / self._total
+                mean = acc / self._total[key]
                 out[key] = mean.to(ref.dtype if ref is not None else torch.float32)
             else:
                 out[key] = acc

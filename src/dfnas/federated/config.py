@@ -32,6 +32,8 @@ class StepContext:
     # the server's state this client started the round from (FedProx's anchor); shared by
     # every client of the round, so read it, never write it
     global_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    # how many local steps this client takes this round (known before it downloads)
+    steps: int = 0
 
 
 @dataclass(frozen=True)

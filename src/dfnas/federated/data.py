@@ -56,6 +56,16 @@ class DeviceData:
         x = xb.to(torch.float32).mul_(self.scale).sub_(self.shift)
         return x.contiguous(memory_format=self.memory_format)
 
+    @staticmethod
+    def count_batches(n: int, batch_size: int, epochs: int, steps: int | None = None) -> int:
+        """How many batches ``batches`` yields for ``n`` samples, without drawing them (a
+        method may plan its steps before a client downloads)."""
+        if steps is not None:
+            return steps
+        full, last = divmod(n, batch_size)
+        per_epoch = full + (1 if last > 1 or (last == 1 and n == 1) else 0)
+        return epochs * per_epoch
+
     def batches(
         self,
         indices: torch.Tensor,

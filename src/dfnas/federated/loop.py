@@ -197,33 +197,39 @@ def _run_round(
     lr = work.lr
     sampled = sample_clients(len(train_idx), per_round, seed, r)
     replied = surviving_clients(sampled, cfg.dropout, seed, r)
-    down = method.payload(model)
     global_state = model.state_dict()
     agg = method.aggregator()
     row = {"round": r, "stage": method.stage_of(r), "lr": lr}
     row |= {"clients_sampled": len(sampled), "clients_replied": len(replied)}
     row |= dict.fromkeys(COST_KEYS, 0)
     row["client_memory_bytes"] = 0
-    row["bytes_down"] = tensor_bytes(down) * len(sampled)
     gpu_peak = 0
     loss_sum, samples = torch.zeros((), device=device), 0
     clock = Stopwatch(device)
     for net in (model, worker):
         method.begin_round(net, r)
-    for k in replied:
+    for k in sampled:
+        # what the client downloads: the same for every client unless the method sends
+        # each only what it will train (planned from the client's own generator)
+        cseed = client_seed(seed, r, k)
+        gen = torch.Generator().manual_seed(cseed)
+        ctx = StepContext(
+            round=r,
+            client=k,
+            generator=gen,
+            store=client_store.setdefault(k, {}),
+            global_state=global_state,
+            steps=DeviceData.count_batches(
+                len(train_idx[k]), work.batch_size, work.local_epochs, work.local_steps
+            ),
+        )
+        row["bytes_down"] += tensor_bytes(method.download(model, ctx))
+        if k not in replied:
+            continue
         with clock:
             worker.load_state_dict(global_state)
             worker.train()
-            cseed = client_seed(seed, r, k)
             torch.manual_seed(cseed)
-            gen = torch.Generator().manual_seed(cseed)
-            ctx = StepContext(
-                round=r,
-                client=k,
-                generator=gen,
-                store=client_store.setdefault(k, {}),
-                global_state=global_state,
-            )
             if val_idx is not None:
                 ctx.val = data.batches(val_idx[k], work.batch_size, gen, epochs=0, steps=10**9)
             opt = method.make_optimizer(worker, lr, ctx)
@@ -248,7 +254,7 @@ def _run_round(
                 loss_sum += loss * len(y)
                 samples += len(y)
             method.end_client(worker, opt, ctx)
-            up = method.payload(worker)
+            up = method.upload(worker, ctx)
             agg.add(up, len(train_idx[k]))
         row["bytes_up"] += tensor_bytes(up)
         row["client_memory_bytes"] = max(row["client_memory_bytes"], meter.peak_bytes)

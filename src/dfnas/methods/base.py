@@ -15,7 +15,8 @@ Hooks, in the order the loop calls them::
                                        the server's state the client started from)
     step_flops(model, batch_size)      training FLOPs of the step just taken
     end_client(model, opt, ctx)        keep client state between rounds, if any
-    payload(model)                     tensors a client receives and sends back
+    download(model, ctx) / upload(net, ctx)  what a client receives and sends back (both
+                                       ``payload`` unless a method sends each client part)
     aggregator()                       how replies are combined (weighted mean)
     end_round(model, round, server)    server-side work after aggregation
     evaluation_model(model, server)    the network the round's test accuracy is of
@@ -156,6 +157,17 @@ class FedMethod:
     def payload(self, model: nn.Module) -> dict[str, torch.Tensor]:
         """Tensors exchanged each way: the full state (weights and BN buffers)."""
         return model.state_dict()
+
+    def download(self, model: nn.Module, ctx: StepContext) -> dict[str, torch.Tensor]:
+        """What client ``ctx.client`` receives of the server's model, before it trains
+        ``ctx.steps`` steps: ``payload`` unless the method plans per client (the bytes are
+        counted from what this returns)."""
+        return self.payload(model)
+
+    def upload(self, model: nn.Module, ctx: StepContext) -> dict[str, torch.Tensor]:
+        """What the client sends back after its local work; an entry no client sends is
+        left unchanged by the server's mean."""
+        return self.payload(model)
 
     def aggregator(self) -> StreamingMean:
         return StreamingMean()

@@ -54,7 +54,7 @@ from dfnas.models.shufflenet_blocks import OPS
 from dfnas.search.derive import Budget, derive_path
 from dfnas.search.dsnas import budget_gradient, dsnas_step, sample_path, score_gradient
 from dfnas.search.health import alpha_summary, search_warnings
-from dfnas.search.supernet import CostTable, ShuffleSupernet
+from dfnas.search.supernet import CostTable, ShuffleSupernet, only_ops
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,12 @@ class DfnasOptions:
     latency_table: str | None = None  # JSON written by `dfnas latency`
     cost_coef: float = 1.0
     client_state: Literal["none", "optimizer"] = "none"
+    # what a search round sends each client: the whole supernet, or only the ops of the
+    # paths it will train (drawn before it downloads; the rest of the model too)
+    communication: Literal["supernet", "paths"] = "supernet"
+    # with paths: how many paths a client draws per round, cycled over its steps (null:
+    # one per step, DSNAS's estimator unchanged; 1: one path for the whole round)
+    client_paths: int | None = None
     device_type: str | None = None  # the device type this search targets (recorded)
 
 
@@ -121,6 +127,8 @@ class Dfnas(FedMethod):
             raise ConfigError("options.warmup_rounds: must be below search_rounds")
         if o.budget_latency_ms is not None and not o.latency_table:
             raise ConfigError("options.latency_table: a latency budget needs a latency table")
+        if o.client_paths is not None and o.client_paths < 1:
+            raise ConfigError("options.client_paths: expected an integer >= 1 or null")
         if o.bn_batches is not None and o.bn_batches < 1:
             raise ConfigError("options.bn_batches: expected an integer >= 1 or null")
         if o.alpha_lr < 0:
@@ -139,6 +147,10 @@ class Dfnas(FedMethod):
         self._costs: CostTable | None = None
         self._budgets: list[Budget] | None = None
         self._last_path: list[int] = []
+        # path-only communication: each client's planned paths this round, and the ops
+        # per layer it received (and so trains and sends back)
+        self._plans: dict[int, list[list[int]]] = {}
+        self._received: dict[int, list[set[int]]] = {}
 
     # -- networks ----------------------------------------------------------------------
     def supernet(self) -> ShuffleSupernet:
@@ -229,7 +241,8 @@ class Dfnas(FedMethod):
     def train_step(self, model, x, y, optimizer, ctx: StepContext) -> torch.Tensor:
         if not isinstance(model, ShuffleSupernet):
             return super().train_step(model, x, y, optimizer, ctx)
-        path = sample_path(model.alpha, ctx.generator, self.fixed)
+        plan = self._plans.get(ctx.client)
+        path = plan.pop(0) if plan else sample_path(model.alpha, ctx.generator, self.fixed)
         self._last_path = path
         search = self.searching(ctx.round)
         optimizer.weights.zero_grad(set_to_none=True)
@@ -268,13 +281,31 @@ class Dfnas(FedMethod):
         if not isinstance(model, ShuffleSupernet) or not self.fixed:
             return state
         # a fixed layer's other ops are pruned: they no longer travel
-        pruned = tuple(
-            f"layers.{i}.ops.{c}."
-            for i, op in self.fixed.items()
-            for c in range(len(OPS))
-            if c != op
-        )
-        return {k: v for k, v in state.items() if not k.startswith(pruned)}
+        keep = [
+            {self.fixed[i]} if i in self.fixed else set(range(len(OPS)))
+            for i in range(model.num_layers)
+        ]
+        return only_ops(state, keep)
+
+    def download(self, model: nn.Module, ctx: StepContext) -> dict[str, torch.Tensor]:
+        """Path-only communication: the client draws its round's paths first (from its
+        own generator, as its steps would) and receives only those ops, alpha and the
+        shared stem and head."""
+        self._plans.pop(ctx.client, None)
+        self._received.pop(ctx.client, None)
+        if self.options.communication != "paths" or not isinstance(model, ShuffleSupernet):
+            return self.payload(model)
+        n = ctx.steps if self.options.client_paths is None else self.options.client_paths
+        draws = [sample_path(model.alpha, ctx.generator, self.fixed) for _ in range(max(n, 1))]
+        plan = [draws[s % len(draws)] for s in range(ctx.steps)]
+        ops = [{path[i] for path in plan} for i in range(model.num_layers)]
+        self._plans[ctx.client], self._received[ctx.client] = plan, ops
+        return only_ops(self.payload(model), ops)
+
+    def upload(self, model: nn.Module, ctx: StepContext) -> dict[str, torch.Tensor]:
+        state = self.payload(model)
+        ops = self._received.pop(ctx.client, None)
+        return state if ops is None else only_ops(state, ops)
 
     # -- server side ---------------------------------------------------------------------
     def end_round(self, model: nn.Module, round_: int, server: ServerContext) -> nn.Module:

@@ -173,3 +173,13 @@ def _out_shape(net: ShuffleSupernet) -> tuple[int, int, int]:
     for _, stride in net.plan:
         size = (size + stride - 1) // stride
     return (c, size, size)
+
+
+def only_ops(state: dict[str, Tensor], keep: list[set[int]]) -> dict[str, Tensor]:
+    """A supernet state without the ops of each layer outside ``keep[layer]`` (what a
+    client of path-only communication receives and returns); all else stays."""
+    dropped = tuple(
+        f"layers.{i}.ops.{c}." for i, ops in enumerate(keep) for c in range(len(OPS))
+        if c not in ops
+    )  # fmt: skip
+    return {k: v for k, v in state.items() if not k.startswith(dropped)}
