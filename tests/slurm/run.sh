@@ -12,6 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD
 PY=${PYTHON:-$REPO/.venv/bin/python}
+PY=$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")  # absolute, the venv's link kept
 skip() { echo "SKIP: live-SLURM test: $*"; exit 0; }
 
 [ "$(id -u)" = 0 ] || skip "needs root to install and start SLURM"
