@@ -23,7 +23,7 @@ from dfnas.methods import METHODS
 from dfnas.methods.stages import CONTRACT_FILES, STAGE_FILES, stage_folder, stage_spec
 
 try:
-    _checked = check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
+    _checked = check_config(config)  # the schema shipped in the package
 except ConfigError as exc:
     sys.exit(f"config error: {exc}")
 config.clear()
