@@ -112,7 +112,9 @@ class TrainingMemory:
                 live[ptr] = [1, size]
                 now += size
                 peak = max(peak, now)
-            return _Held(t, lambda: release(ptr))
+            # detached: holding an output with its grad_fn would close a reference cycle
+            # through the graph that Python cannot collect (the graph would leak)
+            return _Held(t.detach(), lambda: release(ptr))
 
         def unpack(held: Any) -> torch.Tensor:
             return held.tensor if isinstance(held, _Held) else held
