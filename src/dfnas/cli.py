@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> None:
         prior=args.prior,
         device=args.device,
         threads=args.threads,
+        client_workers=args.client_workers,
     )
     print(
         f"{m['run']} ({m['stage']}): accuracy {m['accuracy']:.4f}, "
@@ -203,6 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, required=True, help="training seed")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument(
+        "--client-workers",
+        type=int,
+        default=1,
+        help="processes that train a round's clients at once, sharing the threads (CPU)",
+    )
     p.add_argument("--stage", default=None, help="the method's stage to run (default: first)")
     p.add_argument("--prior", default=None, help="folder the stage before this one wrote")
     p.add_argument("--out", required=True, help="output folder")

@@ -31,10 +31,22 @@ def check_semantics(config: dict) -> None:
             )
     for pname, spec in config["partitions"].items():
         _check_partition(pname, spec, config["datasets"])
+    _check_workers(config)
     shapes = _known_shapes(config["datasets"])
     for rname, run in config.get("runs", {}).items():
         _check_run(rname, run, config.get("training", {}), shapes)
         _check_participation(rname, run, config)
+
+
+def _check_workers(config: dict) -> None:
+    workers, threads = config.get("client_workers", 1), config.get("threads_per_run", 1)
+    if workers > threads:
+        raise ConfigError(
+            f"client_workers: {workers} workers would share {threads} threads_per_run; "
+            "expected at most threads_per_run (each worker needs a thread of its own)"
+        )
+    if workers > 1 and str(config.get("device", "auto")).startswith("cuda"):
+        raise ConfigError("client_workers: worker processes train clients on CPU only; use 1")
 
 
 def _known_shapes(datasets: dict) -> dict[str, tuple[int, int, int]]:

@@ -45,6 +45,7 @@ def run_method(
     prior: str | Path | None = None,
     device: str = "auto",
     threads: int | None = None,
+    client_workers: int = 1,
 ) -> dict[str, Any]:
     """Run stage ``stage`` (default: the method's first) and write its result contract
     into ``out_dir``; returns its metrics."""
@@ -104,6 +105,7 @@ def run_method(
         checkpoint=ckpt,
         fingerprint=fingerprint(run_config),
         personalize_final=index == len(stages) - 1,
+        client_workers=client_workers,
     )
     assert result is not None
     metrics = {

@@ -32,6 +32,7 @@ for _method in METHODS.names():
                     else ""
                 ),
                 device=config["device"],
+                workers=config["client_workers"],
                 out=lambda w, output: os.path.dirname(output.metrics_json),
             threads: config["threads_per_run"]
             resources:
@@ -48,7 +49,7 @@ for _method in METHODS.names():
                 "python -m dfnas run --name {wildcards.run} --stage {params.stage} {params.prior}"
                 " --spec {params.spec:q} --data {input.data} --partition {input.partition}"
                 " --seed {wildcards.seed} --device {params.device} --threads {threads}"
-                " --out {params.out} > {log} 2>&1"
+                " --client-workers {params.workers} --out {params.out} > {log} 2>&1"
 
 
 rule latency_table:

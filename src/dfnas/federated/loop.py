@@ -6,13 +6,14 @@ checkpoints and cost accounting, owned once for every method::
     result.history[-1]["test_accuracy"], result.metrics["train_flops"]
 
 Simulated clients run one after another in this process on one reusable worker network
-(``load_state_dict`` into it instead of a deepcopy per client). The loop never looks at a
-method's name: everything method-specific goes through the hooks of ``FedMethod``.
+(``load_state_dict`` into it instead of a deepcopy per client), or, with
+``client_workers``, shared among forked worker processes (``federated.clients``). The
+loop never looks at a method's name: everything method-specific goes through the hooks
+of ``FedMethod``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import platform
 import time
@@ -25,15 +26,15 @@ import torch
 from torch import nn
 
 from dfnas.cost import Stopwatch, count_params, forward_flops, peak_memory_bytes, tensor_bytes
-from dfnas.cost.memory import TrainingMemory
 from dfnas.data import ImageDataset
+from dfnas.errors import ConfigError
 from dfnas.federated.bn import ServerContext
 from dfnas.federated.checkpoint import load_checkpoint, save_checkpoint
-from dfnas.federated.config import StepContext
+from dfnas.federated.clients import ClientReply, RoundJob, run_forked
 from dfnas.federated.data import DeviceData, index_tensor
 from dfnas.federated.evaluation import evaluate
 from dfnas.federated.personalize import personalize, summarize
-from dfnas.federated.sampling import client_seed, sample_clients, surviving_clients
+from dfnas.federated.sampling import sample_clients, server_seed, surviving_clients
 from dfnas.partition import ClientPartition
 
 if TYPE_CHECKING:  # methods build on the engine, never the other way round
@@ -96,14 +97,24 @@ def run_federated(
     stop_after: int | None = None,
     log: Any = print,
     personalize_final: bool = True,
+    client_workers: int = 1,
 ) -> RunResult | None:
     """Run every round (resuming from ``checkpoint`` if it holds this run) and return the
     final model, history and metrics. ``stop_after=r`` returns None once round r (1-based)
     is checkpointed, which is how tests simulate a killed job. ``personalize_final``: the
     final model is a deliverable worth personalized evaluation (a search stage's supernet,
-    rebuilt and trained by the next stage, is not)."""
+    rebuilt and trained by the next stage, is not). ``client_workers`` > 1 trains a
+    round's clients in that many forked processes, sharing this process's threads; the
+    result is the same as one after another at the same threads per client."""
     cfg = method.train_cfg
     device = resolve_device(str(device))
+    if client_workers < 1:
+        raise ConfigError(f"client_workers: expected an integer >= 1, got {client_workers}")
+    if client_workers > 1 and device.type != "cpu":
+        raise ConfigError(
+            f"client_workers: {client_workers} worker processes train clients on CPU only; "
+            f"use 1 on {device.type}"
+        )
     torch.manual_seed(seed)
     model = method.build_model()
     channels_last = _use_channels_last(cfg.channels_last, model, device)
@@ -141,6 +152,7 @@ def run_federated(
                 r,
                 device,
                 client_store,
+                client_workers,
             )
             if (r + 1) % cfg.eval_every == 0 or r == cfg.rounds - 1:
                 # measured outside the round's clock: evaluation is not the clients' work
@@ -170,7 +182,17 @@ def run_federated(
             return None
 
     return _finish(
-        method, model, data, partition, seed, device, history, totals, log, personalize_final
+        method,
+        model,
+        data,
+        partition,
+        seed,
+        device,
+        history,
+        totals,
+        log,
+        personalize_final,
+        client_workers,
     )
 
 
@@ -191,86 +213,55 @@ def _run_round(
     r: int,
     device: torch.device,
     client_store: dict[int, dict],
+    workers: int,
 ) -> tuple[dict, nn.Module, nn.Module, ServerContext]:
     cfg = method.train_cfg
     work = method.local_work(r)
-    lr = work.lr
     sampled = sample_clients(len(train_idx), per_round, seed, r)
     replied = surviving_clients(sampled, cfg.dropout, seed, r)
-    global_state = model.state_dict()
-    agg = method.aggregator()
-    row = {"round": r, "stage": method.stage_of(r), "lr": lr}
+    row = {"round": r, "stage": method.stage_of(r), "lr": work.lr}
     row |= {"clients_sampled": len(sampled), "clients_replied": len(replied)}
     row |= dict.fromkeys(COST_KEYS, 0)
-    row["client_memory_bytes"] = 0
-    gpu_peak = 0
-    loss_sum, samples = torch.zeros((), device=device), 0
-    clock = Stopwatch(device)
     for net in (model, worker):
         method.begin_round(net, r)
-    for k in sampled:
-        # what the client downloads: the same for every client unless the method sends
-        # each only what it will train (planned from the client's own generator)
-        cseed = client_seed(seed, r, k)
-        gen = torch.Generator().manual_seed(cseed)
-        ctx = StepContext(
-            round=r,
-            client=k,
-            generator=gen,
-            store=client_store.setdefault(k, {}),
-            global_state=global_state,
-            steps=DeviceData.count_batches(
-                len(train_idx[k]), work.batch_size, work.local_epochs, work.local_steps
-            ),
-        )
-        row["bytes_down"] += tensor_bytes(method.download(model, ctx))
-        if k not in replied:
-            continue
-        with clock:
-            worker.load_state_dict(global_state)
-            worker.train()
-            torch.manual_seed(cseed)
-            if val_idx is not None:
-                ctx.val = data.batches(val_idx[k], work.batch_size, gen, epochs=0, steps=10**9)
-            opt = method.make_optimizer(worker, lr, ctx)
-            if device.type == "cuda":
-                gpu_peak = max(gpu_peak, peak_memory_bytes(device))
-                torch.cuda.reset_peak_memory_stats(device)
-            meter = TrainingMemory()
-            for step, (x, y) in enumerate(
-                data.batches(
-                    train_idx[k],
-                    work.batch_size,
-                    ctx.generator,
-                    work.local_epochs,
-                    work.local_steps,
-                )
-            ):
-                # a client's first step of the round is measured (a step's memory does not
-                # depend on its batch; DFNAS's path differs from client to client)
-                with meter.step(worker, opt) if step == 0 else contextlib.nullcontext():
-                    loss = method.train_step(worker, x, y, opt, ctx)
-                row["train_flops"] += method.step_flops(worker, len(y))
-                loss_sum += loss * len(y)
-                samples += len(y)
-            method.end_client(worker, opt, ctx)
-            up = method.upload(worker, ctx)
-            agg.add(up, len(train_idx[k]))
-        row["bytes_up"] += tensor_bytes(up)
-        row["client_memory_bytes"] = max(row["client_memory_bytes"], meter.peak_bytes)
-        if device.type == "cuda":
-            row["client_gpu_peak_bytes"] = max(
-                row.get("client_gpu_peak_bytes", 0), peak_memory_bytes(device)
-            )
-    row["client_seconds"], row["client_cpu_seconds"] = clock.wall, clock.cpu
-    if device.type == "cuda":  # the allocator's peak was reset per client: keep the round's
-        row["peak_memory_bytes"] = max(gpu_peak, row.get("client_gpu_peak_bytes", 0))
-    row["train_loss"] = (loss_sum / max(samples, 1)).item() if samples else float("nan")
-    row["samples"] = samples
-    row["test_accuracy"], row["test_loss"] = None, None
+    job = RoundJob(
+        method,
+        model,
+        worker,
+        data,
+        train_idx,
+        val_idx,
+        work,
+        model.state_dict(),
+        r,
+        seed,
+        device,
+        client_store,
+    )
+    contexts = {}
+    for k in sampled:  # every sampled client downloads; a dropped one never replies
+        contexts[k], down = job.download(k)
+        row["bytes_down"] += tensor_bytes(down)
+    agg = method.aggregator()
+    tally = _Tally(row, device)
+
+    def receive(reply: ClientReply) -> None:  # called in sampled order, wherever it ran
+        client_store[reply.client] = reply.store
+        agg.add(reply.upload, reply.weight)  # copies: a reply may alias the worker network
+        tally.add(reply)
+
+    if workers > 1 and len(replied) > 1:
+        threads = max(1, torch.get_num_threads() // workers)
+        run_forked(job, replied, workers, threads, receive)
+    else:
+        for k in replied:
+            receive(job.train(contexts[k]))
+    tally.close()
+    # server-side randomness must not depend on which process trained the last client
+    torch.manual_seed(server_seed(seed, r))
     if replied:
-        new_state = agg.result(like=global_state)
-        if not set(new_state) <= set(global_state):
+        new_state = agg.result(like=job.global_state)
+        if not set(new_state) <= set(job.global_state):
             raise RuntimeError("payload holds keys the server model does not have")
         model.load_state_dict(new_state, strict=False)
     server = ServerContext(data, train_idx, replied, row, work.batch_size)
@@ -279,6 +270,39 @@ def _run_round(
         model = _place(new_model, device, _is_channels_last(model))
         worker = copy.deepcopy(model)
     return row, model, worker, server
+
+
+class _Tally:
+    """The round's costs and training loss, summed over replies in sampled order."""
+
+    def __init__(self, row: dict, device: torch.device) -> None:
+        self.row, self.device = row, device
+        self.loss_sum, self.samples = torch.zeros((), device=device), 0
+        row["client_memory_bytes"] = 0
+        if device.type == "cuda":
+            row["client_gpu_peak_bytes"] = row["peak_memory_bytes"] = 0
+
+    def add(self, reply: ClientReply) -> None:
+        row = self.row
+        for loss in reply.losses:
+            self.loss_sum += loss
+        self.samples += reply.samples
+        row["train_flops"] += reply.flops
+        row["bytes_up"] += tensor_bytes(reply.upload)
+        row["client_seconds"] += reply.seconds
+        row["client_cpu_seconds"] += reply.cpu_seconds
+        row["client_memory_bytes"] = max(row["client_memory_bytes"], reply.memory_bytes)
+        if self.device.type == "cuda":  # the allocator's peak was reset per client
+            row["client_gpu_peak_bytes"] = max(row["client_gpu_peak_bytes"], reply.gpu_peak)
+            row["peak_memory_bytes"] = max(
+                row["peak_memory_bytes"], reply.gpu_peak_before, reply.gpu_peak
+            )
+
+    def close(self) -> None:
+        row, samples = self.row, self.samples
+        row["train_loss"] = (self.loss_sum / samples).item() if samples else float("nan")
+        row["samples"] = samples
+        row["test_accuracy"], row["test_loss"] = None, None
 
 
 def _split_validation(
@@ -315,6 +339,7 @@ def _finish(
     totals: dict,
     log: Any,
     personalize_final: bool,
+    client_workers: int,
 ) -> RunResult:
     cfg = method.train_cfg
     final, spec = method.final_model(model)
@@ -349,6 +374,7 @@ def _finish(
         "device": str(device),
         "device_name": _device_name(device),
         "threads": torch.get_num_threads(),
+        "client_workers": client_workers,
         "torch_version": torch.__version__,
         **method.extra_metrics(),
     }

@@ -25,3 +25,9 @@ def surviving_clients(sampled: list[int], dropout: float, seed: int, round_: int
 def client_seed(seed: int, round_: int, client: int) -> int:
     """Seed of a client's local work in one round (shuffling, augmentation, sampling)."""
     return int(np.random.SeedSequence([seed, round_, client]).generate_state(1)[0])
+
+
+def server_seed(seed: int, round_: int) -> int:
+    """Seed of the server's work after round ``round_``'s clients (a stream no client
+    draws from), so it does not depend on which process trained the last client."""
+    return int(np.random.SeedSequence([seed, round_, 0, 1]).generate_state(1)[0])
