@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +28,7 @@ from dfnas.methods.registry import METHODS
 from dfnas.methods.stages import Stage
 from dfnas.models.darts_search import derive_genotype
 from dfnas.search.health import alpha_summary, search_warnings
-from dfnas.search.milenas import milenas_step
+from dfnas.search.milenas import milenas_step, milenas_step_one_train_pass
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,9 @@ class FednasOptions:
     alpha_betas: tuple[float, float] = (0.5, 0.999)
     alpha_weight_decay: float = 1e-3
     grad_clip: float = 5.0
+    # MiLeNAS's order (alpha steps, then a fresh train pass at the new alpha for the
+    # weights), or both gradients from one train pass (2 passes a step instead of 3)
+    step_order: Literal["alpha_then_weights", "one_train_pass"] = "alpha_then_weights"
 
 
 @METHODS.register("fednas")
@@ -96,7 +99,12 @@ class Fednas(FedMethod):
     ) -> torch.Tensor:
         """One local search step on a train and a validation batch: MiLeNAS's. A variant
         of FedNAS overrides this alone; its FLOPs are counted from it."""
-        return milenas_step(
+        step = (
+            milenas_step
+            if self.options.step_order == "alpha_then_weights"
+            else milenas_step_one_train_pass
+        )
+        return step(
             model,
             x,
             y,

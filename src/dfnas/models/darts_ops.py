@@ -42,6 +42,11 @@ class DilConv(nn.Sequential):
             nn.BatchNorm2d(cout, affine=affine),
         )
 
+    def after_relu(self, x: Tensor) -> Tensor:
+        """The op on an input already through its opening ReLU (a mixed edge computes
+        that ReLU once for every op that opens with it)."""
+        return self[3](self[2](self[1](x)))
+
 
 class SepConv(nn.Sequential):
     """Two stacked dilation-1 DilConvs, the first carrying the stride."""
@@ -51,6 +56,9 @@ class SepConv(nn.Sequential):
             DilConv(cin, cin, k, stride, pad, 1, affine),
             DilConv(cin, cout, k, 1, pad, 1, affine),
         )
+
+    def after_relu(self, x: Tensor) -> Tensor:
+        return self[1](self[0].after_relu(x))
 
 
 class Zero(nn.Module):

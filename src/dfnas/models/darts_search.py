@@ -17,6 +17,12 @@ NUM_EDGES = sum(2 + i for i in range(STEPS))  # 14
 
 
 class MixedOp(nn.Module):
+    """sum_i softmax(alpha)_i op_i(x), computed without the work that is not the sum's:
+    the four conv ops (sep_conv, dil_conv) all open with ReLU(x), which is computed once
+    and shared (the same values, a quarter of the ReLU work and memory), and ``none``
+    (a zero tensor times its weight) is skipped: it adds exactly nothing to the output or
+    to any alpha's gradient, since d out / d w_none = op_none(x) = 0."""
+
     def __init__(self, c: int, stride: int) -> None:
         super().__init__()
         ops = []
@@ -26,9 +32,18 @@ class MixedOp(nn.Module):
                 op = nn.Sequential(op, nn.BatchNorm2d(c, affine=False))
             ops.append(op)
         self.ops = nn.ModuleList(ops)
+        self._relu_first = tuple(hasattr(op, "after_relu") for op in ops)
+        self._skip = PRIMITIVES.index("none")
 
     def forward(self, x: Tensor, weights: Tensor) -> Tensor:
-        return sum(w * op(x) for w, op in zip(weights, self.ops, strict=True))
+        relu = F.relu(x)
+        out = None
+        for i, op in enumerate(self.ops):
+            if i == self._skip:
+                continue
+            term = weights[i] * (op.after_relu(relu) if self._relu_first[i] else op(x))
+            out = term if out is None else out.add_(term)
+        return out
 
 
 class SearchCell(nn.Module):
