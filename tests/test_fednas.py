@@ -15,7 +15,7 @@ from dfnas.models import build_model
 from dfnas.models.darts_ops import PRIMITIVES, SepConv, Zero
 from dfnas.models.darts_search import NUM_EDGES, DartsSearchNet, MixedOp, derive_genotype
 from dfnas.results import combine_stages
-from dfnas.search.milenas import milenas_alpha_grads
+from dfnas.search.milenas import milenas_alpha_grads, milenas_step_one_train_pass
 
 QUIET = {"log": lambda *_: None}
 
@@ -44,6 +44,48 @@ def test_mixed_op_is_the_weighted_sum_of_its_ops():
     expected = sum(wi * o(x) for wi, o in zip(w, op.ops, strict=True))
     assert torch.allclose(op(x, w), expected)
     assert isinstance(op.ops[0], Zero) and isinstance(op.ops[4], SepConv)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_mixed_op_shortcuts_keep_every_gradient(stride):
+    """The shared opening ReLU and the skipped 'none' change no value and no gradient:
+    the mixed edge against the naive sum over all eight ops, in training mode."""
+    torch.manual_seed(0)
+    op = MixedOp(4, stride).train()
+    x = torch.randn(3, 4, 8, 8, requires_grad=True)
+    alpha = torch.randn(len(PRIMITIVES), requires_grad=True)
+    g = torch.randn(3, 4, 8 // stride, 8 // stride)
+
+    def grads(forward):
+        op.zero_grad()
+        x.grad = alpha.grad = None
+        (forward(x, F.softmax(alpha, 0)) * g).sum().backward()
+        return [x.grad.clone(), alpha.grad.clone(), *(p.grad.clone() for p in op.parameters())]
+
+    fast = grads(op)
+    naive = grads(lambda x, w: sum(wi * o(x) for wi, o in zip(w, op.ops, strict=True)))
+    for a, b in zip(fast, naive, strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_one_train_pass_takes_both_gradients_at_the_current_alpha():
+    torch.manual_seed(0)
+    net = DartsSearchNet((1, 8, 8), 3, C=4, layers=3)
+    x_tr, y_tr = torch.randn(4, 1, 8, 8), torch.randint(0, 3, (4,))
+    x_val, y_val = torch.randn(4, 1, 8, 8), torch.randint(0, 3, (4,))
+    w0 = [p.detach().clone() for p in net.weight_parameters()]
+    a0 = [a.detach().clone() for a in net.arch_parameters()]
+    g_alpha = milenas_alpha_grads(net, x_tr, y_tr, x_val, y_val, 0.5)
+    net.zero_grad()
+    F.cross_entropy(net(x_tr), y_tr).backward()
+    g_w = [p.grad.clone() for p in net.weight_parameters()]
+    w_opt = torch.optim.SGD(net.weight_parameters(), lr=0.1)
+    a_opt = torch.optim.SGD(net.arch_parameters(), lr=0.1)
+    milenas_step_one_train_pass(net, x_tr, y_tr, x_val, y_val, w_opt, a_opt, 0.5, None)
+    for a, a_before, g in zip(net.arch_parameters(), a0, g_alpha, strict=True):
+        assert torch.allclose(a, a_before - 0.1 * g, atol=1e-6)
+    for p, p_before, g in zip(net.weight_parameters(), w0, g_w, strict=True):
+        assert torch.allclose(p, p_before - 0.1 * g, atol=1e-6)
 
 
 def test_milenas_alpha_gradient_is_val_plus_lambda_train():

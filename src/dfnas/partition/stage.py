@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from dfnas.data import ImageDataset
 from dfnas.errors import DfnasError
@@ -34,6 +33,8 @@ def write_partition(ds: ImageDataset, spec: dict, out_dir: str | Path) -> Client
         out / "partition.json",
         {"dataset": ds.name, "spec": spec, "checksum": checksum, **part.to_json()},
     )
+    import pandas as pd  # here: a run reads partitions through this module, never writes one
+
     frames = []
     for split, counts in (("train", train_counts), ("test", test_counts)):
         df = pd.DataFrame(counts, columns=ds.classes)
