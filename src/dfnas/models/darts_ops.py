@@ -47,6 +47,15 @@ class DilConv(nn.Sequential):
         that ReLU once for every op that opens with it)."""
         return self[3](self[2](self[1](x)))
 
+    def before_norm(self, x: Tensor) -> Tensor:
+        """``after_relu`` up to its closing BatchNorm (``norm``), which a mixed edge
+        applies itself, fused with its weighted sum (``models.mixed_norm``)."""
+        return self[2](self[1](x))
+
+    @property
+    def norm(self) -> nn.BatchNorm2d:
+        return self[3]
+
 
 class SepConv(nn.Sequential):
     """Two stacked dilation-1 DilConvs, the first carrying the stride."""
@@ -59,6 +68,27 @@ class SepConv(nn.Sequential):
 
     def after_relu(self, x: Tensor) -> Tensor:
         return self[1](self[0].after_relu(x))
+
+    def before_norm(self, x: Tensor) -> Tensor:
+        return self[1].before_norm(self[1][0](self[0].after_relu(x)))
+
+    @property
+    def norm(self) -> nn.BatchNorm2d:
+        return self[1].norm
+
+
+class PoolBN(nn.Sequential):
+    """A pooling op and the BatchNorm DARTS puts after it in the search network."""
+
+    def __init__(self, pool: nn.Module, c: int) -> None:
+        super().__init__(pool, nn.BatchNorm2d(c, affine=False))
+
+    def before_norm(self, x: Tensor) -> Tensor:
+        return self[0](x)
+
+    @property
+    def norm(self) -> nn.BatchNorm2d:
+        return self[1]
 
 
 class Zero(nn.Module):

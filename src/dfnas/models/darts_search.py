@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dfnas.models.darts_ops import PRIMITIVES, FactorizedReduce, ReLUConvBN, make_op
+from dfnas.models.darts_ops import PRIMITIVES, FactorizedReduce, PoolBN, ReLUConvBN, make_op
+from dfnas.models.mixed_norm import weighted_norm_sum
 
 STEPS = 4  # intermediate nodes per cell
 MULTIPLIER = 4  # nodes concatenated into the cell output
@@ -17,11 +18,16 @@ NUM_EDGES = sum(2 + i for i in range(STEPS))  # 14
 
 
 class MixedOp(nn.Module):
-    """sum_i softmax(alpha)_i op_i(x), computed without the work that is not the sum's:
-    the four conv ops (sep_conv, dil_conv) all open with ReLU(x), which is computed once
-    and shared (the same values, a quarter of the ReLU work and memory), and ``none``
-    (a zero tensor times its weight) is skipped: it adds exactly nothing to the output or
-    to any alpha's gradient, since d out / d w_none = op_none(x) = 0."""
+    """sum_i softmax(alpha)_i op_i(x), computed without the work that is not the sum's.
+
+    - The four conv ops (sep_conv, dil_conv) all open with ReLU(x): it is computed once
+      and shared (the same values; a quarter of the ReLU work and memory).
+    - ``none`` (a zero tensor times its weight) is skipped: it adds exactly nothing to the
+      output or to any alpha's gradient, since d out / d w_none = op_none(x) = 0.
+    - In training, the six ops that close with a BatchNorm hand their pre-norm tensors to
+      ``weighted_norm_sum``, which applies the norms and the weighted sum in one autograd
+      node that keeps only what its backward needs (``models.mixed_norm``).
+    """
 
     def __init__(self, c: int, stride: int) -> None:
         super().__init__()
@@ -29,20 +35,28 @@ class MixedOp(nn.Module):
         for name in PRIMITIVES:
             op = make_op(name, c, stride, affine=False)
             if "pool" in name:  # DARTS: BN after pooling in the search network
-                op = nn.Sequential(op, nn.BatchNorm2d(c, affine=False))
+                op = PoolBN(op, c)
             ops.append(op)
         self.ops = nn.ModuleList(ops)
         self._relu_first = tuple(hasattr(op, "after_relu") for op in ops)
+        self._normed = [i for i, op in enumerate(ops) if hasattr(op, "before_norm")]
         self._skip = PRIMITIVES.index("none")
+        self._plain = [i for i in range(len(ops)) if i not in self._normed and i != self._skip]
 
     def forward(self, x: Tensor, weights: Tensor) -> Tensor:
         relu = F.relu(x)
-        out = None
-        for i, op in enumerate(self.ops):
-            if i == self._skip:
-                continue
-            term = weights[i] * (op.after_relu(relu) if self._relu_first[i] else op(x))
-            out = term if out is None else out.add_(term)
+        if not (self.training and torch.is_grad_enabled()):
+            out = None
+            for i, op in enumerate(self.ops):
+                if i == self._skip:
+                    continue
+                term = weights[i] * (op.after_relu(relu) if self._relu_first[i] else op(x))
+                out = term if out is None else out.add_(term)
+            return out
+        zs = [self.ops[i].before_norm(relu if self._relu_first[i] else x) for i in self._normed]
+        out = weighted_norm_sum(weights[self._normed], zs, [self.ops[i].norm for i in self._normed])
+        for i in self._plain:
+            out = out + weights[i] * self.ops[i](x)
         return out
 
 
