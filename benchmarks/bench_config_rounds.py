@@ -10,11 +10,13 @@ DFNAS's child rounds are timed as its search rounds (one path per step either wa
 alpha), so its estimate is an upper bound. Needs no snakemake, jsonschema or data.
 
     python benchmarks/bench_config_rounds.py config/paper/cross_silo.yaml [--rounds 2]
+        [--client-workers 1 2]   # each run also with its clients in 2 worker processes
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 
@@ -59,7 +61,7 @@ def stages(name: str, run: dict, training: dict) -> list[tuple[str, str, dict, i
 
 
 def time_rounds(
-    method_name: str, spec: dict, ds, part, rounds: int, device: str
+    method_name: str, spec: dict, ds, part, rounds: int, device: str, workers: int = 1
 ) -> tuple[list[float], float]:
     """Wall seconds of each round and the device's peak memory (GiB; 0 on CPU)."""
     training = {**spec["training"], "rounds": rounds, "eval_every": rounds}
@@ -79,7 +81,9 @@ def time_rounds(
     )
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    res = run_federated(method, ds, part, seed=0, device=device, log=lambda *_: None)
+    res = run_federated(
+        method, ds, part, seed=0, device=device, log=lambda *_: None, client_workers=workers
+    )
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else 0.0
     return [float(h["round_seconds"]) for h in res.history], peak
 
@@ -92,6 +96,13 @@ def main() -> None:
     p.add_argument("--only", nargs="*", help="run names to time (default: all)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     p.add_argument("--json", help="also write the rows here")
+    p.add_argument(
+        "--client-workers",
+        type=int,
+        nargs="+",
+        default=None,
+        help="time each run at these client_workers (default: the config's)",
+    )
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -106,14 +117,21 @@ def main() -> None:
     for name, run in cfg["runs"].items():
         if args.only and name not in args.only:
             continue
-        for label, method_name, spec, config_rounds in stages(name, run, training):
+        for (label, method_name, spec, config_rounds), workers in itertools.product(
+            stages(name, run, training), args.client_workers or [cfg.get("client_workers", 1)]
+        ):
+            if args.client_workers:
+                label = f"{label}, {workers} worker(s)"
             t = time.time()
-            seconds, peak = time_rounds(method_name, spec, ds, part, args.rounds, args.device)
+            seconds, peak = time_rounds(
+                method_name, spec, ds, part, args.rounds, args.device, workers
+            )
             steady = float(np.median(seconds[1:])) if len(seconds) > 1 else seconds[0]
             hours = steady * config_rounds / 3600
             total += hours * len(cfg.get("seeds", [0]))
             row = dict(
                 stage=label,
+                client_workers=workers,
                 first_s=seconds[0],
                 round_s=steady,
                 rounds=config_rounds,
@@ -127,7 +145,8 @@ def main() -> None:
                 f"  ({time.time() - t:.0f} s)",
                 flush=True,
             )
-    print(f"whole config, every seed, one job at a time: {total:.1f} h")
+    if len(args.client_workers or [1]) == 1:
+        print(f"whole config, every seed, one job at a time: {total:.1f} h")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"config": args.config, "device": args.device, "rows": rows}, fh, indent=1)

@@ -127,6 +127,8 @@ def plain(clients: int, per_client: int, rounds: int) -> list[float]:
 def flower(clients: int, per_client: int, rounds: int, cpus: int) -> list[float]:
     """Flower's run_simulation (Ray backend), ``cpus`` CPUs and torch threads per client:
     the client trains exactly as ``plain`` does; its data is prepared once per actor."""
+    import logging
+
     import torch
     from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
     from flwr.clientapp import ClientApp
@@ -170,6 +172,7 @@ def flower(clients: int, per_client: int, rounds: int, cpus: int) -> list[float]
         )
         return Message(content=content, reply_to=msg)
 
+    logging.getLogger("flwr").setLevel(logging.WARNING)  # its per-round INFO lines
     starts: list[float] = []
 
     class TimedFedAvg(FedAvg):

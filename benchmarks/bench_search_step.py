@@ -153,15 +153,30 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--data-root", default="data")
     parser.add_argument("--darts", nargs="+", default=["8,3", "16,5"], help="C,cells pairs")
+    parser.add_argument("--reference", default=None, help="path of a FedNAS checkout")
+    parser.add_argument(
+        "--order",
+        nargs="+",
+        default=["alpha_then_weights"],
+        choices=["alpha_then_weights", "one_train_pass"],
+        help="FedNAS step_order(s) to time",
+    )
+    parser.add_argument("--profile", action="store_true", help="profile one MiLeNAS step")
     args = parser.parse_args()
     ctx = mp.get_context("spawn")
-    jobs = [("dfnas", ())] + [("fednas", tuple(map(int, d.split(",")))) for d in args.darts]
+    jobs: list[tuple[str, tuple]] = [("dfnas", ())]
+    for d in args.darts:
+        c, cells = map(int, d.split(","))
+        if args.reference:
+            jobs.append(("reference", (c, cells, args.reference)))
+        jobs += [("fednas", (c, cells, order)) for order in args.order]
     results = []
     for kind, arg in jobs:
         q = ctx.Queue()
         steps = args.steps if kind == "dfnas" or arg[0] * arg[1] <= 24 else max(3, args.steps // 5)
         p = ctx.Process(
-            target=_run, args=(kind, arg, args.data_root, args.batch, steps, args.threads, q)
+            target=_run,
+            args=(kind, arg, args.data_root, args.batch, steps, args.threads, q, args.profile),
         )
         p.start()
         results.append(q.get())
