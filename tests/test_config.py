@@ -178,6 +178,18 @@ FEDNAS = {"method": "fednas", "model_args": {"C": 2, "layers": 3}}
             ),
             r"^runs\.r\.options\.search_rounds: expected 1\.\.4",
         ),
+        (
+            lambda c: c.update(client_workers=4, threads_per_run=2),
+            r"^client_workers: 4 workers would share 2 threads_per_run",
+        ),
+        (
+            lambda c: c.update(client_workers=2, threads_per_run=2, device="cuda"),
+            r"^client_workers: worker processes train clients on CPU only",
+        ),
+        (
+            lambda c: c.update(client_workers=0),
+            r"^client_workers: 0 is less than the minimum of 1",
+        ),
     ],
 )
 def test_bad_config_names_the_key(edit, message):
