@@ -32,13 +32,14 @@ for _method in METHODS.names():
                     else ""
                 ),
                 device=config["device"],
-                workers=config["client_workers"],
                 out=lambda w, output: os.path.dirname(output.metrics_json),
             threads: config["threads_per_run"]
             resources:
                 mem_mb=job_mem_mb,
                 runtime=stage_runtime(_stages, _index),
                 gpu=GPU,
+                # how a job runs, like its threads: a resource, so changing it reruns nothing
+                client_workers=config["client_workers"],
             log:
                 f"results/{{experiment}}/logs/{{dataset}}/{{partition}}/{{run}}/seed{{seed}}.{_stage.name}.log",
             benchmark:
@@ -49,7 +50,7 @@ for _method in METHODS.names():
                 "python -m dfnas run --name {wildcards.run} --stage {params.stage} {params.prior}"
                 " --spec {params.spec:q} --data {input.data} --partition {input.partition}"
                 " --seed {wildcards.seed} --device {params.device} --threads {threads}"
-                " --client-workers {params.workers} --out {params.out} > {log} 2>&1"
+                " --client-workers {resources.client_workers} --out {params.out} > {log} 2>&1"
 
 
 rule latency_table:
