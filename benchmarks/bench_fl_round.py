@@ -40,25 +40,33 @@ def client_arrays(k: int, per_client: int):
     return x, rng.integers(0, 10, per_client).astype(np.int64)
 
 
+def cifar_shaped(clients: int, per_client: int, n_test: int):
+    """The clients' data as one dataset (client k holds rows k*per_client ..)."""
+    import numpy as np
+
+    from dfnas.data import ImageDataset
+
+    parts = [client_arrays(k, per_client) for k in range(clients)]
+    return ImageDataset(
+        name="cifar-shaped",
+        x_train=np.concatenate([x for x, _ in parts]),
+        y_train=np.concatenate([y for _, y in parts]),
+        x_test=parts[0][0][:n_test],
+        y_test=parts[0][1][:n_test],
+        classes=[str(i) for i in range(10)],
+    )
+
+
 # -- the dfnas engine ------------------------------------------------------------------
 def ours(clients: int, per_client: int, rounds: int, workers: int) -> list[float]:
     import numpy as np
 
-    from dfnas.data import ImageDataset
     from dfnas.federated.config import TrainConfig
     from dfnas.federated.loop import run_federated
     from dfnas.methods import METHODS, MethodSetup
     from dfnas.partition.split import local_test_split
 
-    parts = [client_arrays(k, per_client) for k in range(clients)]
-    ds = ImageDataset(
-        name="cifar-shaped",
-        x_train=np.concatenate([x for x, _ in parts]),
-        y_train=np.concatenate([y for _, y in parts]),
-        x_test=parts[0][0][:100],
-        y_test=parts[0][1][:100],
-        classes=[str(i) for i in range(10)],
-    )
+    ds = cifar_shaped(clients, per_client, 100)
     split = np.array_split(np.arange(clients * per_client), clients)
     cfg = TrainConfig(
         rounds=rounds,
@@ -218,22 +226,13 @@ run_method({"method": "startup_probe", "training": {"rounds": 1}}, sys.argv[1], 
 def startup(clients: int, per_client: int, tmp: str) -> float:
     """Seconds from launching ``python`` to round 1 of ``dfnas run`` (the engine's own
     entry point: it imports what a run needs, reads the cached dataset and partition)."""
-    import numpy as np
 
-    from dfnas.data import ImageDataset, load_cached
+    from dfnas.data import load_cached
     from dfnas.partition.stage import write_partition
 
     data = os.path.join(tmp, "data.npz")
     if not os.path.exists(data):
-        parts = [client_arrays(k, per_client) for k in range(clients)]
-        ImageDataset(
-            name="cifar-shaped",
-            x_train=np.concatenate([x for x, _ in parts]),
-            y_train=np.concatenate([y for _, y in parts]),
-            x_test=parts[0][0][:1000],
-            y_test=parts[0][1][:1000],
-            classes=[str(i) for i in range(10)],
-        ).save(data)
+        cifar_shaped(clients, per_client, 1000).save(data)
         write_partition(
             load_cached(data),
             {"partitioner": "iid", "num_clients": clients},

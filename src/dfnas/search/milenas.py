@@ -46,12 +46,16 @@ def milenas_step(
     w_opt.zero_grad(set_to_none=True)
     loss = F.cross_entropy(net(x_tr), y_tr)
     loss.backward()
+    _weight_step(net, w_opt, clip)
+    return loss.detach()
+
+
+def _weight_step(net: nn.Module, w_opt: torch.optim.Optimizer, clip: float | None) -> None:
     for alpha in net.arch_parameters():
         alpha.grad = None  # the weight step must not move alpha
     if clip:
         nn.utils.clip_grad_norm_(net.weight_parameters(), clip)
     w_opt.step()
-    return loss.detach()
 
 
 def milenas_step_one_train_pass(
@@ -77,9 +81,5 @@ def milenas_step_one_train_pass(
     for alpha, gv in zip(alphas, g_val, strict=True):
         alpha.grad = gv + lam * alpha.grad
     a_opt.step()
-    for alpha in alphas:
-        alpha.grad = None
-    if clip:
-        nn.utils.clip_grad_norm_(net.weight_parameters(), clip)
-    w_opt.step()
+    _weight_step(net, w_opt, clip)
     return loss.detach()
