@@ -21,6 +21,10 @@ Hooks, in the order the loop calls them::
     end_round(model, round, server)    server-side work after aggregation
     evaluation_model(model, server)    the network the round's test accuracy is of
     final_model(model)                 the deployable network and its model.json spec
+
+From ``make_optimizer`` to ``upload`` the hooks are the client's: with ``client_workers``
+they run in a forked worker process, so what they write to ``self`` stays there. A client
+keeps state between rounds in ``ctx.store``; the server learns only what ``upload`` sends.
 """
 
 from __future__ import annotations
