@@ -71,10 +71,14 @@ def test_forked_clients_equal_sequential_ones(name):
     for key in sa:
         assert torch.equal(sa[key], sb[key]), key
     skip = TIMING | {"wall_seconds", "personalize_seconds", "stages", "client_workers"}
-    skip |= {"process_peak_bytes", "threads"}
     ma = {k: v for k, v in one.metrics.items() if k not in skip}
     mb = {k: v for k, v in two.metrics.items() if k not in skip}
     assert ma == mb
+    for stage, costs in one.metrics["stages"].items():  # per stage, all but the clocks
+        other = two.metrics["stages"][stage]
+        assert {k: v for k, v in costs.items() if k not in TIMING} == {
+            k: v for k, v in other.items() if k not in TIMING
+        }
     assert two.metrics["client_workers"] == 2
     # client seconds stay per client: the sum of the clients' own clocks, not the round's
     assert all(h["client_seconds"] > 0 for h in two.history)

@@ -5,8 +5,9 @@ trains: the server's model and state, the method, the data and the round's local
 ``job.train(ctx)`` is one client's local round; it returns a ``ClientReply``, all the
 server learns of that client. Clients depend on nothing but the job and their own seed,
 and the loop hands the replies to the server in sampled order, so where they ran cannot
-change the result: one after another in this process (``run_here``), or shared among
-forked worker processes (``run_forked``), each with its share of the CPU threads.
+change the result: one after another in this process (``job.train`` per client), or
+shared among forked worker processes (``run_forked``), each with its share of the CPU
+threads.
 """
 
 from __future__ import annotations

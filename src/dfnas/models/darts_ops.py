@@ -45,7 +45,7 @@ class DilConv(nn.Sequential):
     def after_relu(self, x: Tensor) -> Tensor:
         """The op on an input already through its opening ReLU (a mixed edge computes
         that ReLU once for every op that opens with it)."""
-        return self[3](self[2](self[1](x)))
+        return self.norm(self.before_norm(x))
 
     def before_norm(self, x: Tensor) -> Tensor:
         """``after_relu`` up to its closing BatchNorm (``norm``), which a mixed edge
@@ -67,7 +67,7 @@ class SepConv(nn.Sequential):
         )
 
     def after_relu(self, x: Tensor) -> Tensor:
-        return self[1](self[0].after_relu(x))
+        return self.norm(self.before_norm(x))
 
     def before_norm(self, x: Tensor) -> Tensor:
         return self[1].before_norm(self[1][0](self[0].after_relu(x)))
