@@ -30,6 +30,16 @@ def tiny_dataset(n: int = 120, size: int = 8, channels: int = 1, seed: int = 0) 
     )
 
 
+# each registered method at a size that trains a few rounds in seconds (the rest default)
+SMALL = {
+    "dfnas": {
+        "model_args": {"stem": 8, "stages": [[1, 16], [1, 32]], "last": 32},
+        "options": {"search_rounds": 2, "warmup_rounds": 0, "communication": "paths"},
+    },
+    "fednas": {"model_args": {"C": 2, "layers": 3}},
+}
+
+
 def make_method(
     ds: ImageDataset,
     name: str = "fedavg",

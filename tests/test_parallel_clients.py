@@ -7,19 +7,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import make_method, partition, tiny_dataset
+from helpers import SMALL, make_method, partition, tiny_dataset
 
 from dfnas.errors import ConfigError
 from dfnas.federated.loop import run_federated
 from dfnas.methods import METHODS
 
-SMALL = {
-    "dfnas": {
-        "model_args": {"stem": 8, "stages": [[1, 16], [1, 32]], "last": 32},
-        "options": {"search_rounds": 2, "warmup_rounds": 0, "communication": "paths"},
-    },
-    "fednas": {"model_args": {"C": 2, "layers": 3}},
-}
 TIMING = {"round_seconds", "client_seconds", "client_cpu_seconds", "peak_memory_bytes"}
 
 

@@ -28,6 +28,7 @@ from dfnas.cost import Stopwatch, peak_memory_bytes
 from dfnas.cost.memory import TrainingMemory
 from dfnas.federated.config import LocalWork, StepContext
 from dfnas.federated.data import DeviceData
+from dfnas.federated.precision import autocast_forward
 from dfnas.federated.sampling import client_seed
 
 if TYPE_CHECKING:  # methods build on the engine, never the other way round
@@ -67,6 +68,7 @@ class RoundJob:
     seed: int
     device: torch.device
     client_store: dict[int, dict]
+    precision: str = "fp32"  # training.precision: the worker's forward under bf16 autocast
 
     def context(self, k: int) -> StepContext:
         work = self.work
@@ -98,7 +100,7 @@ class RoundJob:
         gpu_before = 0
         clock = Stopwatch(device)
         losses, samples, flops = [], 0, 0
-        with clock:
+        with clock, autocast_forward(worker, self.precision):
             worker.load_state_dict(self.global_state)
             worker.train()
             torch.manual_seed(client_seed(self.seed, self.round, k))

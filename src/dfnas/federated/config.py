@@ -54,6 +54,7 @@ LOCAL_WORK_KEYS = ("local_epochs", "local_steps", "batch_size", "lr", "lr_min")
 # allowed values of the training keys that take a name
 LR_SCHEDULES = ("cosine", "constant")
 AUGMENTS = ("auto", "none", "flip_crop")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,9 @@ class TrainConfig:
     personalize_lr: float = 0.01
     # "auto": channels_last for conv nets on CPU, where it speeds depthwise convs; or a bool
     channels_last: bool | str = "auto"
+    # fp32, or bf16 autocast of client forward passes (federated.precision: a trade, off
+    # by default; every method of a comparison must share it)
+    precision: str = "fp32"
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -107,6 +111,8 @@ class TrainConfig:
             raise ConfigError(f"training.augment: expected one of {', '.join(AUGMENTS)}")
         if not (self.channels_last == "auto" or isinstance(self.channels_last, bool)):
             raise ConfigError("training.channels_last: expected auto, true or false")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"training.precision: expected one of {', '.join(PRECISIONS)}")
         if not 0 <= self.dropout < 1:
             raise ConfigError("training.dropout: expected a probability in [0, 1)")
         if self.local_steps is not None and not (

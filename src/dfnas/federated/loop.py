@@ -34,6 +34,7 @@ from dfnas.federated.clients import ClientReply, RoundJob, run_forked
 from dfnas.federated.data import DeviceData, index_tensor
 from dfnas.federated.evaluation import evaluate
 from dfnas.federated.personalize import personalize, summarize
+from dfnas.federated.precision import check_precision
 from dfnas.federated.sampling import sample_clients, server_seed, surviving_clients
 from dfnas.partition import ClientPartition
 
@@ -115,6 +116,7 @@ def run_federated(
             f"client_workers: {client_workers} worker processes train clients on CPU only; "
             f"use 1 on {device.type}"
         )
+    check_precision(cfg.precision, device)
     torch.manual_seed(seed)
     model = method.build_model()
     channels_last = _use_channels_last(cfg.channels_last, model, device)
@@ -237,6 +239,7 @@ def _run_round(
         seed,
         device,
         client_store,
+        method.train_cfg.precision,
     )
     contexts = {}
     for k in sampled:  # every sampled client downloads; a dropped one never replies

@@ -13,6 +13,7 @@ from torch import nn
 from dfnas.federated.config import TrainConfig
 from dfnas.federated.data import DeviceData, index_tensor
 from dfnas.federated.evaluation import evaluate
+from dfnas.federated.precision import autocast_forward
 from dfnas.federated.sampling import client_seed
 from dfnas.partition import ClientPartition
 
@@ -43,10 +44,11 @@ def personalize(
             )
             gen = torch.Generator().manual_seed(client_seed(seed, _PERSONALIZE_STREAM, k))
             tr = index_tensor(train_idx, device)
-            for x, y in data.batches(tr, cfg.batch_size, gen, cfg.personalize_epochs):
-                opt.zero_grad(set_to_none=True)
-                F.cross_entropy(local(x), y).backward()
-                opt.step()
+            with autocast_forward(local, cfg.precision):  # fine-tuning trains as clients do
+                for x, y in data.batches(tr, cfg.batch_size, gen, cfg.personalize_epochs):
+                    opt.zero_grad(set_to_none=True)
+                    F.cross_entropy(local(x), y).backward()
+                    opt.step()
             after, _ = evaluate(local, data, cfg.eval_batch_size, x_te, y_te)
         rows.append(
             {
