@@ -12,10 +12,16 @@ one's start, and the steady round is the median over rounds 2 .. R-1 of every re
 gets the same model, tensors in the layout that is fastest here (channels_last) and the
 same threads in all.
 
+The compute floor is the same client training with nothing else: the clients split
+among one 1-thread process per core, no transfer, no aggregation. An engine's round over
+the floor's is its overhead; an engine cannot beat the floor by more than noise with the
+same client compute. ``--bf16`` adds dfnas with ``training.precision: bf16``, which is
+not the same arithmetic, so it is reported apart from the same-math ratios.
+
 Start-up is timed apart, in fresh processes: from launching ``python`` to the engine
 starting round 1 (imports, data, model), as a user's run pays it.
 
-    python benchmarks/bench_fl_round.py [--clients 10] [--per-client 2000] [--quick]
+    python benchmarks/bench_fl_round.py [--clients 10] [--per-client 2000] [--bf16] [--quick]
 """
 
 from __future__ import annotations
@@ -58,7 +64,9 @@ def cifar_shaped(clients: int, per_client: int, n_test: int):
 
 
 # -- the dfnas engine ------------------------------------------------------------------
-def ours(clients: int, per_client: int, rounds: int, workers: int) -> list[float]:
+def ours(
+    clients: int, per_client: int, rounds: int, workers: int, precision: str = "fp32"
+) -> list[float]:
     import numpy as np
 
     from dfnas.federated.config import TrainConfig
@@ -79,6 +87,7 @@ def ours(clients: int, per_client: int, rounds: int, workers: int) -> list[float
         augment="none",
         eval_every=10**6,
         personalize_epochs=0,
+        precision=precision,
     )
     starts: list[float] = []
 
@@ -128,6 +137,56 @@ def plain(clients: int, per_client: int, rounds: int) -> list[float]:
                 opt.step()
             states.append(local.state_dict())
         model.load_state_dict({k: sum(s[k] for s in states) / len(states) for k in states[0]})
+    return [b - a for a, b in zip(starts, starts[1:], strict=False)]
+
+
+# -- the compute floor ------------------------------------------------------------------
+def floor(clients: int, per_client: int, rounds: int, workers: int) -> list[float]:
+    """The round's compute alone, at its best split of the cores: ``workers`` forked
+    processes of 1 thread, each training its share of the clients as ``plain`` does and
+    sending nothing back (no aggregation, no transfer). No engine can beat it with the
+    same client compute; how close one comes is its overhead."""
+    import multiprocessing
+
+    import torch
+
+    from dfnas.models import build_model
+
+    data = []
+    for k in range(clients):
+        x, y = client_arrays(k, per_client)
+        xf = torch.from_numpy(x).float().div_(255).sub_(0.5).div_(0.25)
+        data.append((xf.contiguous(memory_format=torch.channels_last), torch.from_numpy(y)))
+    torch.manual_seed(0)
+    model = build_model("cnn", SHAPE, 10).to(memory_format=torch.channels_last)
+
+    def share(r: int, w: int) -> None:
+        import torch.nn.functional as F
+
+        torch.set_num_threads(1)
+        for k in range(w, clients, workers):
+            local = build_model("cnn", SHAPE, 10).to(memory_format=torch.channels_last)
+            local.load_state_dict(model.state_dict())
+            opt = torch.optim.SGD(
+                local.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY
+            )
+            x, y = data[k]
+            order = torch.randperm(len(y), generator=torch.Generator().manual_seed(r * 1000 + k))
+            for s in range(0, len(order), BATCH):
+                b = order[s : s + BATCH]
+                opt.zero_grad()
+                F.cross_entropy(local(x[b]), y[b]).backward()
+                opt.step()
+
+    mp = multiprocessing.get_context("fork")
+    starts = []
+    for r in range(rounds):
+        starts.append(time.perf_counter())
+        procs = [mp.Process(target=share, args=(r, w)) for w in range(workers)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
     return [b - a for a, b in zip(starts, starts[1:], strict=False)]
 
 
@@ -256,6 +315,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2, help="the machine's cores to use")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke run")
+    parser.add_argument(
+        "--bf16",
+        action="store_true",
+        help="also run dfnas with training.precision bf16 (different numerics: reported apart)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.clients, args.per_client, args.rounds, args.repeats = 4, 128, 3, 1
@@ -272,7 +336,14 @@ def main() -> None:
         f"plain loop, {args.threads} threads": lambda: plain(
             args.clients, args.per_client, args.rounds
         ),
+        f"compute floor, {args.threads} x 1-thread processes": lambda: floor(
+            args.clients, args.per_client, args.rounds, args.threads
+        ),
     }
+    if args.bf16:
+        contenders[f"dfnas, {args.threads} client workers, bf16 (*)"] = lambda: ours(
+            args.clients, args.per_client, args.rounds, args.threads, "bf16"
+        )
     try:
         import flwr
 
@@ -298,13 +369,21 @@ def main() -> None:
         f"\nsetup: FedAvg CNN, {args.clients} clients x {args.per_client} CIFAR-shaped "
         f"images, 1 epoch of batch {BATCH}, {args.threads} cores, torch {torch.__version__}"
     )
-    best_ours = min(v for k, v in steady.items() if k.startswith("dfnas"))
+    same_math = {k: v for k, v in steady.items() if not k.endswith("(*)")}
+    best_ours = min(v for k, v in same_math.items() if k.startswith("dfnas"))
     flowers = {k: v for k, v in steady.items() if k.startswith("Flower")}
     for name, t in steady.items():
         print(f"  {name:44s} {t:7.2f} s   best dfnas speed-up over it: {t / best_ours:5.2f}x")
     if flowers:
         best = min(flowers, key=flowers.get)
         print(f"best dfnas vs Flower's best ({best}): {flowers[best] / best_ours:.2f}x")
+        for name in steady.keys() - same_math.keys():
+            print(
+                f"(*) {name} vs Flower's best in fp32: {flowers[best] / steady[name]:.2f}x "
+                "(not the same math: bf16 autocast, a different workload)"
+            )
+    floor_s = next(v for k, v in steady.items() if k.startswith("compute floor"))
+    print(f"best dfnas (fp32) over the compute floor: {best_ours / floor_s:.2f}x its time")
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -2,10 +2,10 @@
 
 bf16 is a trade, not a free speed-up, so it is an option (``training.precision``) and
 fp32 is the default. On this project's CPUs (AVX-512 with AMX) it made a dense conv
-net's local step 1.6-1.8x faster (FedAvg CNN, ResNet-20) and a depthwise one's 1.5-1.7x
-slower (ShuffleNetV2, the DARTS supernet: oneDNN's bf16 depthwise kernels are slow); on a
-GPU it usually speeds every net. Its effect on accuracy is measured, per experiment, in
-the README ("Precision"). A comparison must give every method the same precision.
+net's local step 1.4-1.8x faster (FedAvg CNN, ResNet-20) and a depthwise one's 1.6x
+slower (ShuffleNetV2, the DARTS supernet: oneDNN's bf16 depthwise kernels are slow); it
+is untried on a GPU. Its effect on accuracy is measured per experiment in the README
+("Precision"). A comparison must give every method the same precision.
 
 Only the forward pass runs under autocast, as torch's AMP guide asks: backward then runs
 each op in its forward's dtype, and the optimizer updates fp32 weights. The network's
