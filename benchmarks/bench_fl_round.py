@@ -103,21 +103,40 @@ def ours(
 
 
 # -- a plain PyTorch loop ------------------------------------------------------------------
+def prepared_client(k: int, per_client: int):
+    """Client k's data as a careful hand-written client keeps it: float, normalized and
+    channels_last, prepared once (the plain, floor and Flower clients share this)."""
+    import torch
+
+    x, y = client_arrays(k, per_client)
+    xf = torch.from_numpy(x).float().div_(255).sub_(0.5).div_(0.25)
+    return xf.contiguous(memory_format=torch.channels_last), torch.from_numpy(y)
+
+
+def train_client(local, x, y, gen=None) -> None:
+    """One local epoch of SGD on (x, y), in shuffled batches: the hand-written client."""
+    import torch
+    import torch.nn.functional as F
+
+    opt = torch.optim.SGD(local.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
+    order = torch.randperm(len(y), generator=gen)
+    for s in range(0, len(order), BATCH):
+        b = order[s : s + BATCH]
+        opt.zero_grad()
+        F.cross_entropy(local(x[b]), y[b]).backward()
+        opt.step()
+
+
 def plain(clients: int, per_client: int, rounds: int) -> list[float]:
     """What a careful first simulation looks like: float tensors prepared once,
     channels_last, a model copy per client, the weighted mean at the end of the round."""
     import copy
 
     import torch
-    import torch.nn.functional as F
 
     from dfnas.models import build_model
 
-    data = []
-    for k in range(clients):
-        x, y = client_arrays(k, per_client)
-        xf = torch.from_numpy(x).float().div_(255).sub_(0.5).div_(0.25)
-        data.append((xf.contiguous(memory_format=torch.channels_last), torch.from_numpy(y)))
+    data = [prepared_client(k, per_client) for k in range(clients)]
     torch.manual_seed(0)
     model = build_model("cnn", SHAPE, 10).to(memory_format=torch.channels_last)
     starts = []
@@ -126,15 +145,7 @@ def plain(clients: int, per_client: int, rounds: int) -> list[float]:
         states = []
         for k, (x, y) in enumerate(data):
             local = copy.deepcopy(model)
-            opt = torch.optim.SGD(
-                local.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY
-            )
-            order = torch.randperm(len(y), generator=torch.Generator().manual_seed(r * 1000 + k))
-            for s in range(0, len(order), BATCH):
-                b = order[s : s + BATCH]
-                opt.zero_grad()
-                F.cross_entropy(local(x[b]), y[b]).backward()
-                opt.step()
+            train_client(local, x, y, torch.Generator().manual_seed(r * 1000 + k))
             states.append(local.state_dict())
         model.load_state_dict({k: sum(s[k] for s in states) / len(states) for k in states[0]})
     return [b - a for a, b in zip(starts, starts[1:], strict=False)]
@@ -152,31 +163,17 @@ def floor(clients: int, per_client: int, rounds: int, workers: int) -> list[floa
 
     from dfnas.models import build_model
 
-    data = []
-    for k in range(clients):
-        x, y = client_arrays(k, per_client)
-        xf = torch.from_numpy(x).float().div_(255).sub_(0.5).div_(0.25)
-        data.append((xf.contiguous(memory_format=torch.channels_last), torch.from_numpy(y)))
+    data = [prepared_client(k, per_client) for k in range(clients)]
     torch.manual_seed(0)
     model = build_model("cnn", SHAPE, 10).to(memory_format=torch.channels_last)
 
     def share(r: int, w: int) -> None:
-        import torch.nn.functional as F
-
         torch.set_num_threads(1)
         for k in range(w, clients, workers):
             local = build_model("cnn", SHAPE, 10).to(memory_format=torch.channels_last)
             local.load_state_dict(model.state_dict())
-            opt = torch.optim.SGD(
-                local.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY
-            )
             x, y = data[k]
-            order = torch.randperm(len(y), generator=torch.Generator().manual_seed(r * 1000 + k))
-            for s in range(0, len(order), BATCH):
-                b = order[s : s + BATCH]
-                opt.zero_grad()
-                F.cross_entropy(local(x[b]), y[b]).backward()
-                opt.step()
+            train_client(local, x, y, torch.Generator().manual_seed(r * 1000 + k))
 
     mp = multiprocessing.get_context("fork")
     starts = []
@@ -207,8 +204,6 @@ def flower(clients: int, per_client: int, rounds: int, cpus: int) -> list[float]
 
     @client_app.train()
     def train(msg: Message, context: Context) -> Message:
-        import torch.nn.functional as F
-
         import dfnas
         from dfnas.models import build_model
 
@@ -216,21 +211,11 @@ def flower(clients: int, per_client: int, rounds: int, cpus: int) -> list[float]
         torch.set_num_threads(cpus)
         k = int(context.node_config["partition-id"])
         if k not in cache:
-            x, y = client_arrays(k, per_client)
-            xf = torch.from_numpy(x).float().div_(255).sub_(0.5).div_(0.25)
-            cache[k] = (xf.contiguous(memory_format=torch.channels_last), torch.from_numpy(y))
+            cache[k] = prepared_client(k, per_client)
         x, y = cache[k]
         model = build_model("cnn", SHAPE, 10).to(memory_format=torch.channels_last)
         model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
-        opt = torch.optim.SGD(
-            model.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY
-        )
-        order = torch.randperm(len(y))
-        for s in range(0, len(order), BATCH):
-            b = order[s : s + BATCH]
-            opt.zero_grad()
-            F.cross_entropy(model(x[b]), y[b]).backward()
-            opt.step()
+        train_client(model, x, y)
         content = RecordDict(
             {
                 "arrays": ArrayRecord(model.state_dict()),

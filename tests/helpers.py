@@ -61,6 +61,19 @@ def make_method(
     )
 
 
+def small_method(ds: ImageDataset, name: str, **train):
+    """Registered method ``name`` at its SMALL size on its default model."""
+    small = SMALL.get(name, {})
+    return make_method(
+        ds,
+        name,
+        METHODS.get(name).default_model,
+        options=small.get("options"),
+        model_args=small.get("model_args"),
+        **train,
+    )
+
+
 def partition(ds: ImageDataset, num_clients: int = 4, **spec):
     spec = {"partitioner": "iid", "num_clients": num_clients, **spec}
     return make_partition(ds.y_train, spec)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import SMALL, make_method, partition, tiny_dataset
+from helpers import make_method, partition, small_method, tiny_dataset
 
 from dfnas.errors import ConfigError
 from dfnas.federated.loop import run_federated
@@ -18,13 +18,9 @@ TIMING = {"round_seconds", "client_seconds", "client_cpu_seconds", "peak_memory_
 
 def _run(name: str, workers: int, threads: int):
     ds = tiny_dataset()
-    small = SMALL.get(name, {})
-    method = make_method(
+    method = small_method(
         ds,
         name,
-        METHODS.get(name).default_model,
-        options=small.get("options"),
-        model_args=small.get("model_args"),
         rounds=3,
         local_steps=2,
         batch_size=8,

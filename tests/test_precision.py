@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import SMALL, make_method, partition, tiny_dataset
+from helpers import partition, small_method, tiny_dataset
 
 from dfnas.errors import ConfigError
 from dfnas.federated.config import TrainConfig
@@ -61,13 +61,9 @@ def test_unknown_precision_is_refused_by_name():
 
 def _run(name: str, precision: str):
     ds = tiny_dataset()
-    small = SMALL.get(name, {})
-    method = make_method(
+    method = small_method(
         ds,
         name,
-        METHODS.get(name).default_model,
-        options=small.get("options"),
-        model_args=small.get("model_args"),
         rounds=3,
         local_steps=2,
         batch_size=8,
