@@ -68,7 +68,6 @@ class RoundJob:
     seed: int
     device: torch.device
     client_store: dict[int, dict]
-    precision: str = "fp32"  # training.precision: the worker's forward under bf16 autocast
 
     def context(self, k: int) -> StepContext:
         work = self.work
@@ -100,7 +99,7 @@ class RoundJob:
         gpu_before = 0
         clock = Stopwatch(device)
         losses, samples, flops = [], 0, 0
-        with clock, autocast_forward(worker, self.precision):
+        with clock, autocast_forward(worker, method.train_cfg.precision):
             worker.load_state_dict(self.global_state)
             worker.train()
             torch.manual_seed(client_seed(self.seed, self.round, k))

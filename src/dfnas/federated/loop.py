@@ -239,7 +239,6 @@ def _run_round(
         seed,
         device,
         client_store,
-        method.train_cfg.precision,
     )
     contexts = {}
     for k in sampled:  # every sampled client downloads; a dropped one never replies
