@@ -113,6 +113,12 @@ class TrainConfig:
             raise ConfigError("training.channels_last: expected auto, true or false")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"training.precision: expected one of {', '.join(PRECISIONS)}")
+        if self.channels_last is True and self.precision == "bf16":
+            raise ConfigError(
+                "training.channels_last: true is refused with precision bf16 (torch 2.13's bf16 "
+                "channels_last dilated depthwise conv returns wrong weight gradients on CPU); "
+                "use auto, which runs bf16 in NCHW, or false"
+            )
         if not 0 <= self.dropout < 1:
             raise ConfigError("training.dropout: expected a probability in [0, 1)")
         if self.local_steps is not None and not (

@@ -15,7 +15,6 @@ of ``FedMethod``.
 from __future__ import annotations
 
 import copy
-import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ from dfnas.federated.evaluation import evaluate
 from dfnas.federated.personalize import personalize, summarize
 from dfnas.federated.precision import check_precision
 from dfnas.federated.sampling import sample_clients, server_seed, surviving_clients
+from dfnas.machine import machine_info
 from dfnas.partition import ClientPartition
 
 if TYPE_CHECKING:  # methods build on the engine, never the other way round
@@ -60,12 +60,21 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _use_channels_last(setting: bool | str, model: nn.Module, device: torch.device) -> bool:
-    # channels_last cuts depthwise-conv backward 2-9x on CPU (measured with torch 2.13 on 2
-    # cores; bench_round.py times a round in each layout); on GPU, leave it
+def use_channels_last(
+    setting: bool | str, model: nn.Module, device: torch.device, precision: str = "fp32"
+) -> bool:
+    """``auto``: channels_last on CPU in fp32 for the networks that declare it faster
+    there (``cpu_channels_last = True`` on the model class), NCHW otherwise.
+
+    In fp32 both layouts give gradients as exact as NCHW's (the norms run the NCHW
+    kernel in either, ``models.norm``; tests/test_layout.py checks every network), so
+    the choice is speed alone, measured per network by benchmarks/bench_layout.py. bf16
+    stays NCHW: oneDNN's bf16 channels_last depthwise conv with dilation returns wrong
+    weight gradients (DARTS's dil_conv, benchmarks/layout_faults.py), and the config
+    check refuses ``channels_last: true`` with bf16 on CPU."""
     if setting == "auto":
-        has_conv = any(isinstance(m, nn.Conv2d) for m in model.modules())
-        return device.type == "cpu" and has_conv
+        declared = bool(getattr(model, "cpu_channels_last", False))
+        return device.type == "cpu" and precision == "fp32" and declared
     return bool(setting)
 
 
@@ -119,7 +128,7 @@ def run_federated(
     check_precision(cfg.precision, device)
     torch.manual_seed(seed)
     model = method.build_model()
-    channels_last = _use_channels_last(cfg.channels_last, model, device)
+    channels_last = use_channels_last(cfg.channels_last, model, device, cfg.precision)
     data = DeviceData.from_dataset(dataset, device, cfg.augment, channels_last)
     train_idx, val_idx = _split_validation(partition, method.validation_fraction(), device)
     per_round = cfg.per_round(partition.num_clients)
@@ -347,6 +356,7 @@ def _finish(
     final, spec = method.final_model(model)
     final = _place(final, device, _is_channels_last(model))
     accuracy, loss = evaluate(final, data, cfg.eval_batch_size)
+    machine = machine_info(device)
     clock = Stopwatch(device)
     with clock:
         rows = personalize(final, data, partition, cfg, seed) if personalize_final else []
@@ -374,10 +384,12 @@ def _finish(
         "num_clients": partition.num_clients,
         "clients_per_round": cfg.per_round(partition.num_clients),
         "device": str(device),
-        "device_name": _device_name(device),
+        "device_name": machine.get("gpu", machine["cpu"]),
         "threads": torch.get_num_threads(),
         "client_workers": client_workers,
-        "torch_version": torch.__version__,
+        "channels_last": _is_channels_last(model),
+        "precision": cfg.precision,
+        **machine,
         **method.extra_metrics(),
     }
     log(
@@ -396,9 +408,3 @@ def _stage_totals(history: list[dict]) -> dict[str, dict]:
             acc[key] += row[key]
         acc["rounds"] += 1
     return stages
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return platform.processor() or platform.machine()

@@ -12,6 +12,10 @@ from dfnas.models.registry import MODELS
 
 
 class FedAvgCNN(nn.Module):
+    # training.channels_last: auto picks channels_last on CPU: faster and as exact as
+    # NCHW for this network (benchmarks/bench_layout.py, tests/test_layout.py)
+    cpu_channels_last = True
+
     def __init__(
         self, in_shape: tuple[int, int, int], num_classes: int, width: int = 32, hidden: int = 512
     ) -> None:

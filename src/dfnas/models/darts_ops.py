@@ -1,7 +1,8 @@
 """The DARTS primitives (Liu et al., ICLR 2019, operations.py), which FedNAS searches over.
 
 ``affine=False`` in the search network (as DARTS does, so BN cannot rescale an op's
-contribution behind alpha's back); ``affine=True`` in the evaluation network.
+contribution behind alpha's back); ``affine=True`` in the evaluation network. Norms are
+``models.norm.BatchNorm2d``: in channels_last they run the NCHW kernel (see there why).
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from dfnas.models.norm import BatchNorm2d
 
 PRIMITIVES = (
     "none",
@@ -27,7 +30,7 @@ class ReLUConvBN(nn.Sequential):
         super().__init__(
             nn.ReLU(inplace=False),
             nn.Conv2d(cin, cout, k, stride, pad, bias=False),
-            nn.BatchNorm2d(cout, affine=affine),
+            BatchNorm2d(cout, affine=affine),
         )
 
 
@@ -39,7 +42,7 @@ class DilConv(nn.Sequential):
             nn.ReLU(inplace=False),
             nn.Conv2d(cin, cin, k, stride, pad, dilation=dil, groups=cin, bias=False),
             nn.Conv2d(cin, cout, 1, bias=False),
-            nn.BatchNorm2d(cout, affine=affine),
+            BatchNorm2d(cout, affine=affine),
         )
 
     def after_relu(self, x: Tensor) -> Tensor:
@@ -81,7 +84,7 @@ class PoolBN(nn.Sequential):
     """A pooling op and the BatchNorm DARTS puts after it in the search network."""
 
     def __init__(self, pool: nn.Module, c: int) -> None:
-        super().__init__(pool, nn.BatchNorm2d(c, affine=False))
+        super().__init__(pool, BatchNorm2d(c, affine=False))
 
     def before_norm(self, x: Tensor) -> Tensor:
         return self[0](x)
@@ -101,19 +104,43 @@ class Zero(nn.Module):
 
 
 class FactorizedReduce(nn.Module):
-    """Halve the resolution with two offset stride-2 1x1 convs, concatenated."""
+    """Halve the resolution with two offset stride-2 1x1 convs, concatenated.
+
+    A stride-2 1x1 conv reads only every other pixel, so each is computed as that
+    subsample followed by a stride-1 1x1 conv: the same math (and the same parameters
+    as DARTS's ``Conv2d(cin, cout, 1, stride=2)``), but never oneDNN's strided 1x1
+    kernel, whose AVX2 backward with fewer than 8 input channels in channels_last
+    corrupts the heap at 1 thread and returns weight gradients off by 30-100 % at 2
+    (torch 2.13; ``benchmarks/layout_faults.py`` shows it).
+    """
 
     def __init__(self, cin: int, cout: int, affine: bool) -> None:
         super().__init__()
         self.relu = nn.ReLU(inplace=False)
         self.conv1 = nn.Conv2d(cin, cout // 2, 1, 2, bias=False)
         self.conv2 = nn.Conv2d(cin, cout - cout // 2, 1, 2, bias=False)
-        self.bn = nn.BatchNorm2d(cout, affine=affine)
+        self.bn = BatchNorm2d(cout, affine=affine)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.relu(x)
-        shifted = F.pad(x[:, :, 1:, 1:], (0, 1, 0, 1))  # same output size for odd inputs too
-        return self.bn(torch.cat([self.conv1(x), self.conv2(shifted)], dim=1))
+        even, odd = _subsample(x, 0), _subsample(x, 1)
+        # DARTS pads the shifted input at the bottom right: for odd sizes the last output
+        # row/column of the odd branch reads only padding, which a bias-free conv maps to 0
+        odd = F.pad(odd, (0, even.shape[3] - odd.shape[3], 0, even.shape[2] - odd.shape[2]))
+        return self.bn(torch.cat([_pointwise(self.conv1, even), _pointwise(self.conv2, odd)], 1))
+
+
+def _subsample(x: Tensor, offset: int) -> Tensor:
+    """Every other pixel from ``offset``, in ``x``'s layout (a strided view would leave
+    the conv to pick one)."""
+    fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else None
+    view = x[:, :, offset::2, offset::2]
+    return view.contiguous(memory_format=fmt) if fmt else view.contiguous()
+
+
+def _pointwise(conv: nn.Conv2d, x: Tensor) -> Tensor:
+    """``conv`` (1x1, stride 2) applied at stride 1 to an input already subsampled."""
+    return F.conv2d(x, conv.weight, conv.bias)
 
 
 def make_op(name: str, c: int, stride: int, affine: bool) -> nn.Module:

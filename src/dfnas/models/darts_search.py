@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from dfnas.models.darts_ops import PRIMITIVES, FactorizedReduce, PoolBN, ReLUConvBN, make_op
 from dfnas.models.mixed_norm import weighted_norm_sum
+from dfnas.models.norm import BatchNorm2d
 
 STEPS = 4  # intermediate nodes per cell
 MULTIPLIER = 4  # nodes concatenated into the cell output
@@ -90,7 +91,7 @@ def reduction_layers(layers: int) -> set[int]:
 
 def darts_stem(in_channels: int, C: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(in_channels, 3 * C, 3, padding=1, bias=False), nn.BatchNorm2d(3 * C)
+        nn.Conv2d(in_channels, 3 * C, 3, padding=1, bias=False), BatchNorm2d(3 * C)
     )
 
 
@@ -108,6 +109,10 @@ def cell_plan(C: int, layers: int, multiplier: int = MULTIPLIER):
 
 
 class DartsSearchNet(nn.Module):
+    # training.channels_last: auto picks channels_last on CPU: faster and as exact as
+    # NCHW for this network (benchmarks/bench_layout.py, tests/test_layout.py)
+    cpu_channels_last = True
+
     def __init__(
         self, in_shape: tuple[int, int, int], num_classes: int, C: int = 8, layers: int = 3
     ) -> None:

@@ -12,7 +12,7 @@ reads it. The normalized output alone is enough for both, since
 (y_i = (z_i - mean) * rstd_i, means per channel over batch and pixels). So this keeps only
 y_i and rstd_i and shares mean(g) across the ops: the same math as the unfused edge,
 about 6 full tensors fewer per edge. Running statistics are updated exactly as
-``nn.BatchNorm2d`` does in training.
+``nn.BatchNorm2d`` does in training, by the NCHW kernel whatever the layout (``models.norm``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
+
+from dfnas.models.norm import native_batch_norm
 
 _DIMS = (0, 2, 3)
 
@@ -42,7 +44,7 @@ class _WeightedNormSum(torch.autograd.Function):
                 bn.num_batches_tracked.add_(1)
                 if momentum is None:  # BatchNorm's cumulative average
                     momentum = 1.0 / float(bn.num_batches_tracked)
-            y, _, rstd = torch.native_batch_norm(
+            y, _, rstd = native_batch_norm(
                 z, None, None, bn.running_mean, bn.running_var, True, momentum or 0.0, bn.eps
             )
             out = y * weights[i] if out is None else out.addcmul_(y, weights[i])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from dfnas.models.norm import BatchNorm2d
 from dfnas.models.registry import MODELS
 
 # (expansion t, channels c, blocks n, stride s), the ImageNet table cut to small inputs
@@ -19,15 +20,15 @@ class InvertedResidual(nn.Module):
         if expand != 1:
             layers += [
                 nn.Conv2d(cin, hidden, 1, bias=False),
-                nn.BatchNorm2d(hidden),
+                BatchNorm2d(hidden),
                 nn.ReLU6(True),
             ]
         layers += [
             nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False),
-            nn.BatchNorm2d(hidden),
+            BatchNorm2d(hidden),
             nn.ReLU6(True),
             nn.Conv2d(hidden, cout, 1, bias=False),
-            nn.BatchNorm2d(cout),
+            BatchNorm2d(cout),
         ]
         self.block = nn.Sequential(*layers)
         self.residual = stride == 1 and cin == cout
@@ -45,7 +46,7 @@ class MobileNetV2(nn.Module):
         stem = max(8, int(32 * width))
         layers: list[nn.Module] = [
             nn.Conv2d(c_in, stem, 3, 1, 1, bias=False),
-            nn.BatchNorm2d(stem),
+            BatchNorm2d(stem),
             nn.ReLU6(True),
         ]
         cin = stem
@@ -56,7 +57,7 @@ class MobileNetV2(nn.Module):
                 size = (size + stride - 1) // stride
                 layers.append(InvertedResidual(cin, cout, stride, t))
                 cin = cout
-        layers += [nn.Conv2d(cin, last, 1, bias=False), nn.BatchNorm2d(last), nn.ReLU6(True)]
+        layers += [nn.Conv2d(cin, last, 1, bias=False), BatchNorm2d(last), nn.ReLU6(True)]
         self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.classifier = nn.Linear(last, num_classes)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from dfnas.models.norm import BatchNorm2d
 from dfnas.models.registry import MODELS
 
 
@@ -13,14 +14,14 @@ class BasicBlock(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
+        self.bn1 = BatchNorm2d(cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
+        self.bn2 = BatchNorm2d(cout)
         self.relu = nn.ReLU(inplace=True)
         self.shortcut = nn.Identity()
         if stride != 1 or cin != cout:
             self.shortcut = nn.Sequential(
-                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
+                nn.Conv2d(cin, cout, 1, stride, bias=False), BatchNorm2d(cout)
             )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -36,7 +37,7 @@ class CifarResNet(nn.Module):
         n = (depth - 2) // 6
         layers: list[nn.Module] = [
             nn.Conv2d(in_shape[0], width, 3, 1, 1, bias=False),
-            nn.BatchNorm2d(width),
+            BatchNorm2d(width),
             nn.ReLU(inplace=True),
         ]
         cin = width

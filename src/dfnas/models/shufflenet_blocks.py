@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from dfnas.models.norm import BatchNorm2d
+
 OPS = ("shuffle3x3", "shuffle5x5", "shuffle7x7", "xception")
 BN_EPS = 1e-2  # DSNAS (--bn_eps 1e-2); PyTorch's default is 1e-5
 
@@ -27,8 +29,8 @@ def channel_split(x: Tensor) -> tuple[Tensor, Tensor]:
     return x[:, :, 0], x[:, :, 1]
 
 
-def bn(ch: int) -> nn.BatchNorm2d:
-    return nn.BatchNorm2d(ch, eps=BN_EPS)
+def bn(ch: int) -> BatchNorm2d:
+    return BatchNorm2d(ch, eps=BN_EPS)
 
 
 def _dw(ch: int, k: int, stride: int) -> list[nn.Module]:
