@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -125,3 +126,21 @@ def test_two_experiments_coexist_and_share_only_identical_caches(tmp_path):
         assert table.count("| digits") == rows
     assert "Nothing to be done" in smk(tmp_path, "-n", configfile=conf_a).stdout
     assert "Nothing to be done" in smk(tmp_path, "-n", configfile=conf_b).stdout
+
+
+def test_free_strings_reach_the_shell_quoted(tmp_path):
+    """The config's free-form strings (data_root; names are refused by pattern) with shell
+    metacharacters: every shell command of the dry run keeps each as one word, so no
+    injected command could run, and the strict prefix is kept for every rule."""
+    payload = "d; touch PWNED; echo $(touch PWNED2) `touch PWNED3`"
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    cfg.update(data_root=payload, experiment="quoting")
+    res = smk(tmp_path, "-n", "-p", "--forceall", configfile=_write(tmp_path / "c.yaml", cfg))
+    assert res.returncode == 0, res.stdout + res.stderr
+    commands = [line.strip() for line in res.stdout.splitlines() if "python -m dfnas" in line]
+    assert commands and any(payload in " ".join(shlex.split(c)) for c in commands)
+    for command in commands:
+        assert "touch" not in shlex.split(command), command
+    assert not any(tmp_path.glob("PWNED*"))
+    common = (REPO / "workflow" / "rules" / "common.smk").read_text()
+    assert "shell.prefix(\n        f'set -euo pipefail; " in common

@@ -223,7 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("collect", help=collect.__doc__)
     p.add_argument("metrics", nargs="+", help="metrics.json files of the runs")
-    p.add_argument("--reference", default=None, help="method the cost ratios divide by")
+    p.add_argument(
+        "--reference",
+        default=None,
+        help="run the cost ratios divide by (absent or empty: the first DFNAS run)",
+    )
     p.add_argument(
         "--target-fraction",
         type=_share,

@@ -12,6 +12,7 @@ the effective config saved beside results is the one that ran.
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Any
 
@@ -121,8 +122,38 @@ def expand_device_runs(config: dict) -> dict:
                 raise ConfigError(f"runs.{name}.devices: {exc}") from None
             options = dict(run.get("options", {})) | budget
             expanded = {k: v for k, v in run.items() if k != "devices"}
-            runs[f"{name}-{device}"] = expanded | {"options": options}
+            generated = f"{name}-{device}"
+            if generated in config.get("runs", {}) or generated in runs:
+                raise ConfigError(
+                    f"runs.{name}.devices: the run it generates for '{device}', '{generated}', "
+                    "has the name of another run; rename one of them"
+                )
+            runs[generated] = expanded | {"options": options}
     return {**config, "runs": runs}
+
+
+def check_finite(value: Any, where: str = "") -> None:
+    """Refuse NaN and infinity anywhere in a config, naming the key (a schema's minimum and
+    maximum let NaN through, and YAML reads .nan and .inf as numbers)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where or '(top level)'}: {value} is not a finite number")
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return
+    for key, sub in items:
+        check_finite(sub, f"{where}.{key}" if where else str(key))
+
+
+def _check_reference(config: dict) -> None:
+    ref = config.get("reference")
+    names = list(config.get("runs", {})) + list(config.get("external_runs", []))
+    if ref is not None and ref not in names:
+        raise ConfigError(
+            f"reference: '{ref}' names no run of this config (runs: {', '.join(names)})"
+        )
 
 
 def check_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
@@ -130,7 +161,9 @@ def check_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
     runs expanded."""
     from dfnas.config_checks import check_semantics  # heavy imports only once the schema passed
 
+    check_finite(config)
     filled = expand_device_runs(validate_schema(config, load_schema(schema_path)))
     filled = {k: v for k, v in filled.items() if not k.startswith("x-")}  # anchors only
     check_semantics(filled)
+    _check_reference(filled)
     return filled

@@ -16,3 +16,7 @@ class ConfigError(DfnasError):
 
 class DatasetError(DfnasError):
     """A dataset file is missing, truncated or does not match its format."""
+
+
+class TrainingError(DfnasError):
+    """A run cannot go on: its loss or weights stopped being finite (diverged)."""

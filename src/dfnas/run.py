@@ -22,7 +22,7 @@ import torch
 
 from dfnas.data import load_cached
 from dfnas.errors import ConfigError
-from dfnas.federated.checkpoint import fingerprint
+from dfnas.federated.checkpoint import fingerprint, remove_checkpoint
 from dfnas.federated.config import TrainConfig
 from dfnas.federated.loop import run_federated
 from dfnas.io import read_json
@@ -135,5 +135,5 @@ def run_method(
         result.personalized,
         result.extra_outputs,
     )
-    ckpt.unlink(missing_ok=True)
+    remove_checkpoint(ckpt)
     return metrics

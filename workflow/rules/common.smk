@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import sys
 
 from snakemake.settings.types import DeploymentMethod
@@ -32,8 +33,12 @@ config.update(_checked)
 # Jobs run `python -m dfnas`. Under --sdm conda the job's environment provides that
 # python; otherwise put the interpreter running Snakemake first on PATH, so a venv works
 # without being activated.
+# The prefix keeps Snakemake's own strict one (set -euo pipefail), which shell.prefix
+# would otherwise replace: a failing command must fail its rule.
 if DeploymentMethod.CONDA not in workflow.deployment_settings.deployment_method:
-    shell.prefix(f'export PATH="{os.path.dirname(sys.executable)}:$PATH"; ')
+    shell.prefix(
+        f'set -euo pipefail; export PATH={shlex.quote(os.path.dirname(sys.executable))}:"$PATH"; '
+    )
 
 EXPERIMENT = config["experiment"]
 DATASETS = list(config["datasets"])

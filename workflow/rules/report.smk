@@ -14,7 +14,7 @@ rule collect:
         md="results/{experiment}/tables/comparison.md",
         tex="results/{experiment}/tables/comparison.tex",
     params:
-        reference=lambda w: f"--reference {config['reference']}" if config["reference"] else "",
+        reference=config["reference"] or "",  # a run's name (checked at start); '' = default
         target=lambda w: (
             f"--target-fraction {config['target_fraction']}"
             + (f" --target-accuracy {config['target_accuracy']}" if config["target_accuracy"] else "")
@@ -26,7 +26,8 @@ rule collect:
     conda:
         "../../envs/dfnas.yaml"
     shell:
-        "python -m dfnas collect {input} {params.reference} {params.target} --out-dir results/{wildcards.experiment}/tables > {log} 2>&1"
+        "python -m dfnas collect {input} --reference {params.reference:q} {params.target}"
+        " --out-dir results/{wildcards.experiment}/tables > {log} 2>&1"
 
 
 rule figures:

@@ -34,6 +34,7 @@ from dfnas.federated.data import DeviceData, index_tensor
 from dfnas.federated.evaluation import evaluate
 from dfnas.federated.personalize import personalize, summarize
 from dfnas.federated.precision import check_precision
+from dfnas.federated.round_tally import RoundTally, check_finite_state
 from dfnas.federated.sampling import sample_clients, server_seed, surviving_clients
 from dfnas.machine import machine_info
 from dfnas.partition import ClientPartition
@@ -254,7 +255,7 @@ def _run_round(
         contexts[k], down = job.download(k)
         row["bytes_down"] += tensor_bytes(down)
     agg = method.aggregator()
-    tally = _Tally(row, device)
+    tally = RoundTally(row, device, r)
 
     def receive(reply: ClientReply) -> None:  # called in sampled order, wherever it ran
         client_store[reply.client] = reply.store
@@ -274,6 +275,7 @@ def _run_round(
         new_state = agg.result(like=job.global_state)
         if not set(new_state) <= set(job.global_state):
             raise RuntimeError("payload holds keys the server model does not have")
+        check_finite_state(new_state, r)
         model.load_state_dict(new_state, strict=False)
     server = ServerContext(data, train_idx, replied, row, work.batch_size)
     new_model = method.end_round(model, r, server)
@@ -281,39 +283,6 @@ def _run_round(
         model = _place(new_model, device, _is_channels_last(model))
         worker = copy.deepcopy(model)
     return row, model, worker, server
-
-
-class _Tally:
-    """The round's costs and training loss, summed over replies in sampled order."""
-
-    def __init__(self, row: dict, device: torch.device) -> None:
-        self.row, self.device = row, device
-        self.loss_sum, self.samples = torch.zeros((), device=device), 0
-        row["client_memory_bytes"] = 0
-        if device.type == "cuda":
-            row["client_gpu_peak_bytes"] = row["peak_memory_bytes"] = 0
-
-    def add(self, reply: ClientReply) -> None:
-        row = self.row
-        for loss in reply.losses:
-            self.loss_sum += loss
-        self.samples += reply.samples
-        row["train_flops"] += reply.flops
-        row["bytes_up"] += tensor_bytes(reply.upload)
-        row["client_seconds"] += reply.seconds
-        row["client_cpu_seconds"] += reply.cpu_seconds
-        row["client_memory_bytes"] = max(row["client_memory_bytes"], reply.memory_bytes)
-        if self.device.type == "cuda":  # the allocator's peak was reset per client
-            row["client_gpu_peak_bytes"] = max(row["client_gpu_peak_bytes"], reply.gpu_peak)
-            row["peak_memory_bytes"] = max(
-                row["peak_memory_bytes"], reply.gpu_peak_before, reply.gpu_peak
-            )
-
-    def close(self) -> None:
-        row, samples = self.row, self.samples
-        row["train_loss"] = (self.loss_sum / samples).item() if samples else float("nan")
-        row["samples"] = samples
-        row["test_accuracy"], row["test_loss"] = None, None
 
 
 def _split_validation(

@@ -1,0 +1,109 @@
+"""Faults end bitwise equal to an uninterrupted run or with one clear line, never with a
+wrong number: a killed run of every method resumes to the same end (every tensor, every
+non-timing history column) on 1- and 3-channel data; a checkpoint whose bytes changed is
+refused and the run starts over; a planted checkpoint cannot run code; a diverging run
+stops with the round and client named."""
+
+from __future__ import annotations
+
+import math
+import pickle
+
+import pytest
+import torch
+from helpers import partition, small_method, tiny_dataset
+
+from dfnas.errors import TrainingError
+from dfnas.federated.checkpoint import save_checkpoint
+from dfnas.federated.loop import run_federated
+from dfnas.methods import METHODS
+
+TIMING = {"round_seconds", "client_seconds", "client_cpu_seconds", "peak_memory_bytes"}
+
+
+def _run(ds, name, ckpt=None, stop_after=None, log=None, **train):
+    train = dict(rounds=3, local_steps=2, batch_size=8, clients_per_round=3, dropout=0.2) | train
+    return run_federated(
+        small_method(ds, name, **train),
+        ds,
+        partition(ds, num_clients=4),
+        seed=1,
+        device="cpu",
+        checkpoint=ckpt,
+        fingerprint="x",
+        stop_after=stop_after,
+        log=log or (lambda *_: None),
+        personalize_final=False,
+    )
+
+
+def _assert_same_end(a, b) -> None:
+    for (name, x), (_, y) in zip(
+        a.model.state_dict().items(), b.model.state_dict().items(), strict=True
+    ):
+        assert torch.equal(x, y), name
+    for ra, rb in zip(a.history, b.history, strict=True):
+        for key in ra.keys() - TIMING:
+            assert ra[key] == rb[key] or (ra[key] != ra[key] and rb[key] != rb[key]), key
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("name", METHODS.names())
+def test_killed_run_of_every_method_resumes_bitwise(tmp_path, name, channels):
+    ds = tiny_dataset(channels=channels)
+    full = _run(ds, name)
+    ckpt = tmp_path / "ckpt.pt"
+    assert _run(ds, name, ckpt, stop_after=2) is None
+    _assert_same_end(_run(ds, name, ckpt), full)
+
+
+def test_checkpoint_with_changed_bytes_is_refused_and_the_run_starts_over(tmp_path):
+    ds = tiny_dataset()
+    full = _run(ds, "fedavg")
+    ckpt = tmp_path / "ckpt.pt"
+    _run(ds, "fedavg", ckpt, stop_after=2)
+    blob = bytearray(ckpt.read_bytes())
+    middle = len(blob) // 2
+    blob[middle : middle + 64] = bytes(b ^ 0xFF for b in blob[middle : middle + 64])
+    ckpt.write_bytes(bytes(blob))
+    lines: list[str] = []
+    resumed = _run(ds, "fedavg", ckpt, log=lines.append)
+    assert any("do not match ckpt.pt.sha256; starting over" in line for line in lines)
+    assert not any(line.startswith("resuming") for line in lines)
+    _assert_same_end(resumed, full)
+
+
+class _Planted:
+    def __reduce__(self):
+        return (exec, ("import pathlib; pathlib.Path('PLANTED').write_text('ran')",))
+
+
+def test_planted_checkpoint_runs_no_code(tmp_path, monkeypatch):
+    """Even with a digest that matches, a pickle that is not plain tensors is refused."""
+    monkeypatch.chdir(tmp_path)
+    ds = tiny_dataset()
+    ckpt = tmp_path / "ckpt.pt"
+    monkeypatch.setattr(torch, "save", lambda obj, f: pickle.dump(obj, f))
+    save_checkpoint(ckpt, {"fingerprint": "x", "payload": _Planted()})
+    monkeypatch.undo()
+    lines: list[str] = []
+    result = _run(ds, "fedavg", ckpt, log=lines.append)
+    assert not (tmp_path / "PLANTED").exists()
+    assert any("ignoring unreadable checkpoint" in line for line in lines)
+    assert len(result.history) == 3
+
+
+def test_diverging_run_stops_naming_round_and_client(tmp_path):
+    ds = tiny_dataset()
+    with pytest.raises(TrainingError, match=r"^round \d+, client \d+: training loss is") as info:
+        _run(ds, "fedavg", tmp_path / "ckpt.pt", lr=1e6, rounds=6)
+    assert "\n" not in str(info.value)
+
+
+def test_non_finite_aggregate_is_caught_before_it_is_kept():
+    from dfnas.federated.round_tally import check_finite_state
+
+    check_finite_state({"w": torch.ones(2), "n": torch.tensor(3)}, 0)
+    with pytest.raises(TrainingError, match=r"^round 4: the aggregated 'w' is not finite"):
+        check_finite_state({"w": torch.tensor([1.0, math.inf])}, 3)
