@@ -107,3 +107,25 @@ def test_non_finite_aggregate_is_caught_before_it_is_kept():
     check_finite_state({"w": torch.ones(2), "n": torch.tensor(3)}, 0)
     with pytest.raises(TrainingError, match=r"^round 4: the aggregated 'w' is not finite"):
         check_finite_state({"w": torch.tensor([1.0, math.inf])}, 3)
+
+
+def test_json_results_are_strict(tmp_path):
+    import json
+
+    from dfnas.io import write_json
+
+    write_json(tmp_path / "m.json", {"loss": math.nan, "curve": [1.0, math.inf]})
+    text = (tmp_path / "m.json").read_text()
+    assert json.loads(text, parse_constant=pytest.fail) == {"loss": None, "curve": [1.0, None]}
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_layout_is_read_back_on_one_channel_inputs(channels):
+    """A 1-channel stem's weight is contiguous in both layouts: the layout is read from a
+    weight that tells them apart, so a derived child lands in its parent's layout."""
+    from dfnas.federated.loop import _is_channels_last
+    from dfnas.models import build_model
+
+    net = build_model("cnn", (channels, 8, 8), 10)
+    assert not _is_channels_last(net)
+    assert _is_channels_last(net.to(memory_format=torch.channels_last))

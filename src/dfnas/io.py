@@ -41,7 +41,11 @@ def write_text(path: str | Path, text: str) -> None:
 
 
 def write_json(path: str | Path, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")
+    """Strict JSON: JSON has no NaN or infinity, so a value that is not a finite number
+    (a metric nothing measured) is written as null, which every JSON reader accepts."""
+    loose = json.dumps(obj, default=_jsonable)
+    strict = json.loads(loose, parse_constant=lambda _: None)
+    write_text(path, json.dumps(strict, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def read_json(path: str | Path) -> Any:

@@ -302,9 +302,13 @@ def _split_validation(
 
 
 def _is_channels_last(model: nn.Module) -> bool:
+    """The layout the model was placed in, read from its first 4-D weight whose layout is
+    unambiguous (a 1-input-channel stem or a depthwise kernel is contiguous in both)."""
     for p in model.parameters():
-        if p.dim() == 4:
-            return p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+        if p.dim() == 4 and not (
+            p.is_contiguous() and p.is_contiguous(memory_format=torch.channels_last)
+        ):
+            return p.is_contiguous(memory_format=torch.channels_last)
     return False
 
 
