@@ -129,7 +129,8 @@ def collect(args: argparse.Namespace) -> None:
     from dfnas.report.curves import TARGET_FRACTION
 
     fraction = args.target_fraction if args.target_fraction is not None else TARGET_FRACTION
-    table = comparison(runs, args.reference, fraction, args.target_accuracy)
+    groups = json.loads(args.arch_groups) if args.arch_groups else None
+    table = comparison(runs, args.reference, fraction, args.target_accuracy, groups)
     out = Path(args.out_dir)
     write_tables(table, out / "comparison.csv", out / "comparison.md", out / "comparison.tex")
     print(f"{len(table)} rows (reference: {table.attrs['reference']}) -> {out}/comparison.*")
@@ -227,6 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--reference",
         default=None,
         help="run the cost ratios divide by (absent or empty: the first DFNAS run)",
+    )
+    p.add_argument(
+        "--arch-groups",
+        default=None,
+        help="JSON: group -> its runs, one per random architecture (summarised as a distribution)",
     )
     p.add_argument(
         "--target-fraction",

@@ -132,6 +132,31 @@ def expand_device_runs(config: dict) -> dict:
     return {**config, "runs": runs}
 
 
+def expand_arch_runs(config: dict) -> dict:
+    """Turn a run that lists ``arch_seeds`` into one run per architecture seed, named
+    ``<run>-a<k>``, with ``model_args.arch_seed: k``, and record the group under
+    ``arch_groups`` (run -> its generated runs), which the tables summarise as a
+    distribution (``report.random_archs``)."""
+    runs, groups = {}, {}
+    for name, run in config.get("runs", {}).items():
+        if "arch_seeds" not in run:
+            runs[name] = run
+            continue
+        base = {k: v for k, v in run.items() if k != "arch_seeds"}
+        groups[name] = []
+        for k in run["arch_seeds"]:
+            generated = f"{name}-a{k}"
+            if generated in config.get("runs", {}):
+                raise ConfigError(
+                    f"runs.{name}.arch_seeds: the run it generates for seed {k}, "
+                    f"'{generated}', has the name of another run; rename one of them"
+                )
+            runs[generated] = base | {"model_args": dict(run.get("model_args", {})) | {
+                "arch_seed": k}}  # fmt: skip
+            groups[name].append(generated)
+    return {**config, "runs": runs, "arch_groups": groups}
+
+
 def check_finite(value: Any, where: str = "") -> None:
     """Refuse NaN and infinity anywhere in a config, naming the key (a schema's minimum and
     maximum let NaN through, and YAML reads .nan and .inf as numbers)."""
@@ -162,7 +187,7 @@ def check_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
     from dfnas.config_checks import check_semantics  # heavy imports only once the schema passed
 
     check_finite(config)
-    filled = expand_device_runs(validate_schema(config, load_schema(schema_path)))
+    filled = expand_arch_runs(expand_device_runs(validate_schema(config, load_schema(schema_path))))
     filled = {k: v for k, v in filled.items() if not k.startswith("x-")}  # anchors only
     check_semantics(filled)
     _check_reference(filled)

@@ -15,6 +15,7 @@ rule collect:
         tex="results/{experiment}/tables/comparison.tex",
     params:
         reference=config["reference"] or "",  # a run's name (checked at start); '' = default
+        arch_groups=json.dumps(config["arch_groups"], sort_keys=True),
         target=lambda w: (
             f"--target-fraction {config['target_fraction']}"
             + (f" --target-accuracy {config['target_accuracy']}" if config["target_accuracy"] else "")
@@ -27,6 +28,7 @@ rule collect:
         "../../envs/dfnas.yaml"
     shell:
         "python -m dfnas collect {input} --reference {params.reference:q} {params.target}"
+        " --arch-groups {params.arch_groups:q}"
         " --out-dir results/{wildcards.experiment}/tables > {log} 2>&1"
 
 

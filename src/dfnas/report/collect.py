@@ -19,6 +19,7 @@ import pandas as pd
 from dfnas.errors import DfnasError
 from dfnas.io import atomic_path
 from dfnas.report.curves import TARGET_FRACTION, matched_compute
+from dfnas.report.random_archs import RANDOM_METHOD, add_random_distribution
 from dfnas.results import REQUIRED_METRICS
 
 # column in the table -> (key of a collected run, scale); every column is a mean over seeds
@@ -80,11 +81,14 @@ def comparison(
     reference: str | None = None,
     target_fraction: float = TARGET_FRACTION,
     target_accuracy: float | None = None,
+    arch_groups: dict[str, list[str]] | None = None,
 ) -> pd.DataFrame:
     """Mean (and std over seeds) per dataset x partition x method, with every cost also
     as a ratio to the reference method (DFNAS by default) of the same dataset and
     partition, and the two matched-compute readings (report.curves): accuracy at the
-    cheapest method's compute, and the compute needed to reach the target accuracy."""
+    cheapest method's compute, and the compute needed to reach the target accuracy.
+    ``arch_groups`` (group -> its runs, one per random architecture) adds each group's
+    distribution and every row's percentile in it (``report.random_archs``)."""
     keys = ["dataset", "partition", "run"]
     g = runs.groupby(keys, sort=True)
     matched = matched_compute(runs, target_fraction, target_accuracy).groupby(keys, sort=True)
@@ -127,6 +131,8 @@ def comparison(
                 denom = float(base[col].iloc[0])
                 ratio = block[col] / denom if denom else np.nan
                 table.loc[block.index, f"{col}_vs_ref"] = ratio
+    if arch_groups:
+        table = add_random_distribution(table, arch_groups)
     table.attrs["reference"] = ref
     return table
 
@@ -153,6 +159,11 @@ def pretty(table: pd.DataFrame) -> pd.DataFrame:
     # alpha: its accuracy is that of an unsearched child (see the run's metrics.json)
     flagged = table["unhealthy_seeds"] > 0
     out["run"] = [f"{m} (!)" if f else m for m, f in zip(out["run"], flagged, strict=True)]
+    if "random_best" in table:  # a group of random architectures: its best beside its mean
+        out["run"] = [
+            r if np.isnan(b) else f"{r[:-1]}, best {100 * b:.2f} %)"
+            for r, b in zip(out["run"], table["random_best"], strict=True)
+        ]
     out["accuracy %"] = [
         _pm(m, s) for m, s in zip(table["accuracy"], table["accuracy_std"], strict=True)
     ]
@@ -172,11 +183,17 @@ def pretty(table: pd.DataFrame) -> pd.DataFrame:
             table["acc_at_budget"], table["acc_at_budget_std"], table["curve_seeds"], strict=True
         )
     ]
+    summary = table["method"] == RANDOM_METHOD
     for col in ("TFLOPs_to_target", "compute_h_to_target"):
         out[col] = [
-            _reached(v, k, n)
-            for v, k, n in zip(table[col], table["target_reached"], table["seeds"], strict=True)
+            "-" if s else _reached(v, k, n)
+            for v, k, n, s in zip(
+                table[col], table["target_reached"], table["seeds"], summary, strict=True
+            )
         ]
+    for col in [c for c in table.columns if c.startswith("pct_vs_")]:
+        name = "percentile in " + col.removeprefix("pct_vs_")
+        out[name] = ["-" if np.isnan(v) else f"{v:.0f}" for v in table[col]]
     return out
 
 
