@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from dfnas.data import ImageDataset
 from dfnas.federated.config import TrainConfig
@@ -77,3 +78,15 @@ def small_method(ds: ImageDataset, name: str, **train):
 def partition(ds: ImageDataset, num_clients: int = 4, **spec):
     spec = {"partitioner": "iid", "num_clients": num_clients, **spec}
     return make_partition(ds.y_train, spec)
+
+
+def assert_refused(cfg: dict, edit, message: str) -> None:
+    """``edit(cfg)`` makes a config that check_config refuses with one line matching
+    ``message``."""
+    from dfnas.config import check_config
+    from dfnas.errors import ConfigError
+
+    edit(cfg)
+    with pytest.raises(ConfigError, match=message) as info:
+        check_config(cfg)
+    assert "\n" not in str(info.value)

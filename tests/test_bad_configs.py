@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 
 import pytest
+from helpers import assert_refused
 
 from dfnas.config import check_config
-from dfnas.errors import ConfigError
 
 NAN, INF = math.nan, math.inf
 SHELL = "x; touch PWNED; echo"
@@ -163,11 +163,7 @@ CASES = [
 
 @pytest.mark.parametrize("edit,message", CASES)
 def test_bad_config_is_refused_at_start_naming_the_key(edit, message):
-    cfg = _base()
-    edit(cfg)
-    with pytest.raises(ConfigError, match=message) as info:
-        check_config(cfg)
-    assert "\n" not in str(info.value)
+    assert_refused(_base(), edit, message)
 
 
 def test_at_least_forty_cases():

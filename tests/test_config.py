@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from helpers import assert_refused
 
 from conftest import REPO
 from dfnas.config import check_config
@@ -193,11 +194,7 @@ FEDNAS = {"method": "fednas", "model_args": {"C": 2, "layers": 3}}
     ],
 )
 def test_bad_config_names_the_key(edit, message):
-    cfg = _base()
-    edit(cfg)
-    with pytest.raises(ConfigError, match=message) as info:
-        check_config(cfg)
-    assert "\n" not in str(info.value)
+    assert_refused(_base(), edit, message)
 
 
 def test_yaml_booleans_are_booleans():
