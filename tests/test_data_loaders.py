@@ -214,3 +214,24 @@ def test_real_cifar10_from_shared(tmp_path):
     assert ds.classes[0] == "airplane"
     assert 0.45 < ds.mean[0] < 0.52
     shutil.rmtree(tmp_path / "cifar-10-batches-py")
+
+
+@pytest.mark.parametrize(
+    "y_train,y_test,message",
+    [
+        ([0, 1, 2, 1000], [0, 1], r"labels must be 0\.\.K-1 with every class present, got 4"),
+        ([0, 1, 2, 1], [], r"'y_test' is empty; both splits need samples"),
+        ([], [0, 1], r"'y_train' is empty"),
+    ],
+)
+def test_npz_labels_must_be_dense_and_splits_non_empty(tmp_path, y_train, y_test, message):
+    def x(n):
+        return np.zeros((n, 4, 4), np.uint8)
+
+    y_tr, y_te = np.array(y_train, np.int64), np.array(y_test, np.int64)
+    np.savez(
+        tmp_path / "d.npz", x_train=x(len(y_tr)), y_train=y_tr, x_test=x(len(y_te)), y_test=y_te
+    )
+    with pytest.raises(DatasetError, match=message) as info:
+        load_dataset("d", root=tmp_path, loader="npz", path="d.npz")
+    assert "\n" not in str(info.value)

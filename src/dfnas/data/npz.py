@@ -46,10 +46,22 @@ def load_npz(root: Path, path: str) -> ImageDataset:
         raise DatasetError(f"{file}: not a readable .npz file ({exc})") from None
     x_tr, x_te = (_as_nchw(file, k, arrays[k]) for k in ("x_train", "x_test"))
     y_tr, y_te = (_as_labels(file, k, arrays[k]) for k in ("y_train", "y_test"))
-    num_classes = int(max(y_tr.max(initial=-1), y_te.max(initial=-1))) + 1
+    for key, y in (("y_train", y_tr), ("y_test", y_te)):
+        if not len(y):
+            raise DatasetError(f"{file}: '{key}' is empty; both splits need samples")
+    num_classes = int(max(y_tr.max(), y_te.max())) + 1
     classes = [str(c) for c in arrays["classes"]] if "classes" in arrays else None
     if classes is not None and len(classes) < num_classes:
         raise DatasetError(f"{file}: 'classes' names {len(classes)} classes, labels need {num_classes}")
+    if classes is None:
+        # inferred classes are 0..max: a label far above the rest (a typo, 1000 for 10)
+        # would silently make a problem of max + 1 classes, most of them empty
+        seen = np.union1d(y_tr, y_te)
+        if len(seen) != num_classes:
+            raise DatasetError(
+                f"{file}: labels must be 0..K-1 with every class present, got {len(seen)} "
+                f"distinct labels up to {num_classes - 1}; relabel, or give 'classes'"
+            )
     return ImageDataset(
         name="npz",
         x_train=x_tr,
