@@ -129,3 +129,32 @@ def test_layout_is_read_back_on_one_channel_inputs(channels):
     net = build_model("cnn", (channels, 8, 8), 10)
     assert not _is_channels_last(net)
     assert _is_channels_last(net.to(memory_format=torch.channels_last))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without a GPU")
+def test_cuda_without_a_gpu_is_one_line():
+    from dfnas.errors import ConfigError
+    from dfnas.federated.loop import resolve_device
+
+    with pytest.raises(ConfigError, match=r"^device: 'cuda' asked for, but .* sees no GPU"):
+        resolve_device("cuda")
+
+
+def test_failed_worker_is_one_line(monkeypatch):
+    from dfnas.federated.clients import ClientWorkerError, RoundJob
+
+    def boom(self, k):
+        raise ValueError("boom in client code")
+
+    monkeypatch.setattr(RoundJob, "client", boom)
+    ds = tiny_dataset()
+    with pytest.raises(ClientWorkerError, match=r"^a client worker failed in round 1: ValueError"):
+        run_federated(
+            small_method(ds, "fedavg", rounds=1, local_steps=1, batch_size=8),
+            ds,
+            partition(ds, num_clients=4),
+            seed=0,
+            device="cpu",
+            log=lambda *_: None,
+            client_workers=2,
+        )

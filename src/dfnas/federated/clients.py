@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import pickle
+import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from torch import nn
 
 from dfnas.cost import Stopwatch, peak_memory_bytes
 from dfnas.cost.memory import TrainingMemory
+from dfnas.errors import DfnasError
 from dfnas.federated.config import LocalWork, StepContext
 from dfnas.federated.data import DeviceData
 from dfnas.federated.precision import autocast_forward
@@ -145,8 +147,9 @@ class RoundJob:
         )
 
 
-class ClientWorkerError(RuntimeError):
-    """A worker process failed; the message carries its traceback or exit code."""
+class ClientWorkerError(DfnasError):
+    """A worker process died or failed: one line with the round and what happened (a
+    failure's whole traceback goes to stderr, the job's log, first)."""
 
 
 def run_forked(
@@ -192,8 +195,11 @@ def run_forked(
                 if msg is None:
                     conns.remove(conn)
                 elif isinstance(msg, str):
+                    print(msg, file=sys.stderr, end="")
+                    last = msg.strip().splitlines()[-1]
                     raise ClientWorkerError(
-                        f"a client worker failed in round {job.round + 1}:\n{msg}"
+                        f"a client worker failed in round {job.round + 1}: {last} "
+                        "(traceback above in the log)"
                     )
                 else:
                     pending[msg.client] = msg

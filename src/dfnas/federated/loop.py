@@ -58,7 +58,15 @@ class RunResult:
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"device: '{name}' asked for, but this machine's torch sees no GPU "
+            f"(torch {torch.__version__}, CUDA build {torch.version.cuda}); use auto or cpu"
+        )
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(f"device: '{name}' but only {torch.cuda.device_count()} GPU(s) here")
+    return device
 
 
 def use_channels_last(
