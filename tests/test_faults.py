@@ -138,23 +138,3 @@ def test_cuda_without_a_gpu_is_one_line():
 
     with pytest.raises(ConfigError, match=r"^device: 'cuda' asked for, but .* sees no GPU"):
         resolve_device("cuda")
-
-
-def test_failed_worker_is_one_line(monkeypatch):
-    from dfnas.federated.clients import ClientWorkerError, RoundJob
-
-    def boom(self, k):
-        raise ValueError("boom in client code")
-
-    monkeypatch.setattr(RoundJob, "client", boom)
-    ds = tiny_dataset()
-    with pytest.raises(ClientWorkerError, match=r"^a client worker failed in round 1: ValueError"):
-        run_federated(
-            small_method(ds, "fedavg", rounds=1, local_steps=1, batch_size=8),
-            ds,
-            partition(ds, num_clients=4),
-            seed=0,
-            device="cpu",
-            log=lambda *_: None,
-            client_workers=2,
-        )
