@@ -14,7 +14,8 @@ rule collect:
         md="results/{experiment}/tables/comparison.md",
         tex="results/{experiment}/tables/comparison.tex",
     params:
-        reference=config["reference"] or "",  # a run's name (checked at start); '' = default
+        # a run's name, checked at start; a list, so :q quotes each word (or writes nothing)
+        reference=["--reference", config["reference"]] if config["reference"] else [],
         arch_groups=json.dumps(config["arch_groups"], sort_keys=True),
         target=lambda w: (
             f"--target-fraction {config['target_fraction']}"
@@ -27,7 +28,7 @@ rule collect:
     conda:
         "../../envs/dfnas.yaml"
     shell:
-        "python -m dfnas collect {input} --reference {params.reference:q} {params.target}"
+        "python -m dfnas collect {input} {params.reference:q} {params.target}"
         " --arch-groups {params.arch_groups:q}"
         " --out-dir results/{wildcards.experiment}/tables > {log} 2>&1"
 
