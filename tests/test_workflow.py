@@ -144,3 +144,12 @@ def test_free_strings_reach_the_shell_quoted(tmp_path):
     assert not any(tmp_path.glob("PWNED*"))
     common = (REPO / "workflow" / "rules" / "common.smk").read_text()
     assert "shell.prefix(\n        f'set -euo pipefail; " in common
+
+
+def test_a_key_given_twice_is_refused_at_start(tmp_path):
+    """YAML keeps the last of two equal keys; the workflow refuses the file instead."""
+    text = (REPO / "config" / "config.yaml").read_text() + "\ntraining: {rounds: 1}\n"
+    (tmp_path / "c.yaml").write_text(text)
+    res = smk(tmp_path, "-n", configfile=tmp_path / "c.yaml")
+    assert res.returncode != 0
+    assert "config error: training: given twice in one mapping" in res.stdout + res.stderr

@@ -26,6 +26,32 @@ from dfnas.errors import ConfigError
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (plain YAML keeps the
+    last one silently: a second ``training:`` block would replace the first)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` merges, may repeat
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(
+                    f"{key}: given twice in one mapping (line {key_node.start_mark.line + 1} of "
+                    f"{Path(key_node.start_mark.name).name}); YAML would keep only the last"
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def check_yaml_keys(path: str | Path) -> None:
+    """Refuse a config file that gives a key twice in one mapping (Snakemake reads config
+    files itself, so the workflow checks each file it was given with this)."""
+    with open(path) as fh:
+        yaml.load(fh, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
 def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
     with open(path) as fh:
         return yaml.safe_load(fh)

@@ -17,13 +17,15 @@ import sys
 
 from snakemake.settings.types import DeploymentMethod
 
-from dfnas.config import check_config
+from dfnas.config import check_config, check_yaml_keys
 from dfnas.errors import ConfigError
 from dfnas.federated.config import TrainConfig
 from dfnas.methods import METHODS
 from dfnas.methods.stages import CONTRACT_FILES, STAGE_FILES, stage_folder, stage_spec
 
 try:
+    for _file in workflow.configfiles:
+        check_yaml_keys(_file)
     _checked = check_config(config)  # the schema shipped in the package
 except ConfigError as exc:
     sys.exit(f"config error: {exc}")
