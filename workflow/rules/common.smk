@@ -80,6 +80,8 @@ wildcard_constraints:
     partition=alternatives(PARTITIONS),
     seed=r"\d+",
     run=alternatives(RUNS),
+    # a latency table's search space: a run's name (before device expansion), never a path
+    space=r"[A-Za-z0-9_-]+",
 
 
 DATASET_OF_KEY = {key: d for d, key in DATASET_KEYS.items()}

@@ -19,7 +19,7 @@ rule dataset:
     conda:
         "../../envs/dfnas.yaml"
     shell:
-        "python -m dfnas dataset --name {params.name:q} --options {params.options:q}"
+        "python -m dfnas dataset --name {params.name} --options {params.options:q}"
         " --data-root {params.data_root:q} --out results/datasets/{wildcards.dkey}"
         " > {log} 2>&1"
 

@@ -49,7 +49,7 @@ for _method in METHODS.names():
             shell:
                 "python -m dfnas run --name {wildcards.run} --stage {params.stage} {params.prior}"
                 " --spec {params.spec:q} --data {input.data} --partition {input.partition}"
-                " --seed {wildcards.seed} --device {params.device:q} --threads {threads}"
+                " --seed {wildcards.seed} --device {params.device} --threads {threads}"
                 " --client-workers {resources.client_workers} --out {params.out} > {log} 2>&1"
 
 
@@ -76,4 +76,4 @@ rule latency_table:
         "../../envs/dfnas.yaml"
     shell:
         "python -m dfnas latency --data {input.data} --model-args {params.model_args:q}"
-        " --device {params.device:q} --threads {threads} --out {output} > {log} 2>&1"
+        " --device {params.device} --threads {threads} --out {output} > {log} 2>&1"
