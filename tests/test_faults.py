@@ -138,3 +138,12 @@ def test_cuda_without_a_gpu_is_one_line():
 
     with pytest.raises(ConfigError, match=r"^device: 'cuda' asked for, but .* sees no GPU"):
         resolve_device("cuda")
+
+
+def test_metrics_say_where_they_came_from():
+    ds = tiny_dataset()
+    m = _run(ds, "fedavg", rounds=1).metrics
+    for key in ("code_version", "torch_version", "torch_git", "cpu", "cpu_capability"):
+        assert isinstance(m[key], str) and m[key], key
+    assert m["onednn_max_cpu_isa"] and m["precision"] == "fp32"
+    assert isinstance(m["channels_last"], bool) and m["threads"] >= 1

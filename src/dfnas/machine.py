@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -34,8 +36,34 @@ def cpu_model() -> str:
     return f"{name} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
 
 
+@cache
+def code_version() -> str:
+    """The git commit of the checkout the package runs from, with ``-dirty`` when its
+    tracked files differ from it; the package version when it is not a checkout."""
+    here = Path(__file__).resolve().parent
+
+    def git(*args: str) -> str:
+        out = subprocess.run(["git", "-C", str(here), *args], capture_output=True, text=True)
+        if out.returncode:
+            raise OSError(out.stderr.strip())
+        return out.stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+        return commit + ("-dirty" if dirty else "")
+    except OSError:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return f"dfnas {version('dfnas')}"
+        except PackageNotFoundError:
+            return "unknown"
+
+
 def machine_info(device: torch.device) -> dict[str, str]:
     info = {
+        "code_version": code_version(),
         "torch_version": torch.__version__,
         "torch_git": torch.version.git_version,
         "cpu": cpu_model(),
