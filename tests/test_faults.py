@@ -147,3 +147,30 @@ def test_metrics_say_where_they_came_from():
         assert isinstance(m[key], str) and m[key], key
     assert m["onednn_max_cpu_isa"] and m["precision"] == "fp32"
     assert isinstance(m["channels_last"], bool) and m["threads"] >= 1
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 512 KiB tmpfs (root only; skipped clearly elsewhere)."""
+    import subprocess
+
+    folder = tmp_path / "small"
+    folder.mkdir()
+    mount = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(folder)], capture_output=True
+    )
+    if mount.returncode:
+        pytest.skip(f"cannot mount a small tmpfs here: {mount.stderr.decode().strip()}")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_full_disk_is_one_line_and_leaves_no_checkpoint(small_disk):
+    from dfnas.errors import DfnasError
+    from dfnas.federated.checkpoint import load_checkpoint
+
+    ckpt = small_disk / "ckpt.pt"
+    with pytest.raises(DfnasError, match=r"ckpt\.pt: no space left on the device") as info:
+        save_checkpoint(ckpt, {"fingerprint": "x", "w": torch.zeros(1_000_000)})
+    assert "\n" not in str(info.value)
+    assert not ckpt.exists() and load_checkpoint(ckpt, "x") is None

@@ -6,18 +6,25 @@ so a job killed midway never leaves a file that a later stage (or Snakemake) wou
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from dfnas.errors import DfnasError
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path in the target's folder; rename it onto ``path`` on success."""
+    """Yield a temporary path in the target's folder; rename it onto ``path`` on success.
+
+    A write that fails because the disk is full says so in one line (torch.save reports
+    it as an 'unexpected pos' RuntimeError, numpy and open() as an OSError)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -26,9 +33,26 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except (OSError, RuntimeError) as exc:
+        if tmp_path.exists():
+            tmp_path.unlink()  # free what the failed write took before measuring
+        if getattr(exc, "errno", None) == errno.ENOSPC or _disk_full(path.parent):
+            raise DfnasError(
+                f"{path}: no space left on the device ({shutil.disk_usage(path.parent).free} "
+                "bytes free there); free some and rerun: a killed run resumes from its "
+                "last checkpoint"
+            ) from None
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _disk_full(folder: Path, margin: int = 1 << 20) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < margin
+    except OSError:
+        return False
 
 
 def write_atomic(path: str | Path, writer: Callable[[IO[Any]], None], mode: str = "w") -> None:
