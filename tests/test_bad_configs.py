@@ -145,6 +145,13 @@ CASES = [
     ),
     (lambda c: c.update(reference="$(touch PWNED)"), r"^reference: '\$\(touch PWNED\)' does"),
     (lambda c: c.update(reference="`touch PWNED`"), r"^reference: '`touch PWNED`' does not"),
+    # partitions that cannot be cut
+    (
+        lambda c: c["partitions"].update(
+            s={"partitioner": "shards", "num_clients": 10, "shards_per_client": 1000}
+        ),
+        r"^partitions\.s\.shards_per_client: 10 clients x 1000 shards of 1\+ samples need more",
+    ),  # fmt: skip
     # names that must name what exists
     (lambda c: c.update(reference="nosuchrun"), r"^reference: 'nosuchrun' names no run"),
     # a run generated per device type must not take another run's name

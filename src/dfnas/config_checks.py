@@ -193,6 +193,13 @@ def _check_partition(pname: str, spec: dict, datasets: dict) -> None:
                 f"{key}.num_clients: {spec['num_clients']} clients but dataset '{dname}' "
                 f"has only {size} train samples"
             )
+        shards = spec["num_clients"] * spec.get("shards_per_client", 0)
+        if size is not None and kind == "shards" and shards * spec.get("shard_size", 1) > size:
+            raise ConfigError(
+                f"{key}.shards_per_client: {spec['num_clients']} clients x "
+                f"{spec['shards_per_client']} shards of {spec.get('shard_size', 1)}+ samples "
+                f"need more than the {size} train samples of dataset '{dname}'"
+            )
 
 
 def _check_model_args(key: str, model: str, model_args: dict) -> None:
