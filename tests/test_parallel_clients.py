@@ -93,3 +93,20 @@ def test_workers_must_be_positive():
     method = make_method(ds, rounds=1, local_steps=1)
     with pytest.raises(ConfigError, match="client_workers"):
         run_federated(method, ds, partition(ds, 3), 0, "cpu", client_workers=0)
+
+
+def test_a_killed_worker_is_one_line_naming_its_round():
+    """A worker that dies without a word (SIGKILL, out of memory) ends the run in one line."""
+    import os
+
+    ds = tiny_dataset()
+    method = make_method(ds, rounds=1, local_steps=1, batch_size=8)
+
+    def die(*args, **kwargs):
+        os._exit(9)
+
+    method.train_step = die
+    with pytest.raises(ClientWorkerError, match=r"^a client worker process died \(exit code 9\) "
+                       r"in round 1") as info:  # fmt: skip
+        run_federated(method, ds, partition(ds, 3), 0, "cpu", log=lambda *_: 0, client_workers=2)
+    assert "\n" not in str(info.value)
