@@ -1,0 +1,73 @@
+"""kill -9 of a real `dfnas run` process after a round, then a rerun: the run ends with
+the same model tensors and the same history (all but the clocks) as a run never killed,
+for every registered method (FedNAS: its search stage, which checkpoints like any run)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import torch
+from helpers import SMALL, tiny_dataset
+
+from conftest import REPO
+from dfnas.methods import METHODS
+from dfnas.partition.stage import write_partition
+
+TIMING = {"round_seconds", "client_seconds", "client_cpu_seconds", "peak_memory_bytes"}
+ENV = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+
+
+def _run_cmd(name: str, data, part, out) -> list[str]:
+    method = METHODS.get(name)
+    small = SMALL.get(name, {})
+    spec = {
+        "method": name,
+        "model": method.default_model,
+        "model_args": small.get("model_args", {}),
+        "options": small.get("options", {}),
+        "training": {"rounds": 3, "local_steps": 2, "batch_size": 8, "personalize_epochs": 0},
+    }
+    return [sys.executable, "-m", "dfnas", "run", "--spec", json.dumps(spec), "--name", name,
+            "--data", str(data), "--partition", str(part), "--seed", "1", "--threads", "1",
+            "--device", "cpu", "--out", str(out)]  # fmt: skip
+
+
+def _checkpoint(out):
+    return next(out.rglob("checkpoint.pt"), None) if out.exists() else None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", METHODS.names())
+def test_kill_9_then_rerun_ends_where_an_unkilled_run_ends(tmp_path, name):
+    ds = tiny_dataset(channels=1)
+    data = tmp_path / "data.npz"
+    ds.save(data)
+    write_partition(ds, {"partitioner": "iid", "num_clients": 4}, tmp_path / "part")
+    part = tmp_path / "part" / "partition.json"
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    subprocess.run(_run_cmd(name, data, part, full), env=ENV, check=True, capture_output=True)
+    proc = subprocess.Popen(_run_cmd(name, data, part, killed), env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 120
+    while _checkpoint(killed) is None and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "the run ended before it could be killed"
+    rerun = subprocess.run(_run_cmd(name, data, part, killed), env=ENV, capture_output=True,
+                           text=True)  # fmt: skip
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "resuming after round" in rerun.stdout
+    for a in full.rglob("model.pt"):
+        b = killed / a.relative_to(full)
+        sa, sb = (torch.load(p, weights_only=True) for p in (a, b))
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    ha, hb = (pd.read_csv(next(d.rglob("history.csv"))) for d in (full, killed))
+    cols = [c for c in ha.columns if c not in TIMING]
+    pd.testing.assert_frame_equal(ha[cols], hb[cols])
