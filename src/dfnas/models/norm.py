@@ -2,19 +2,19 @@
 
 torch 2.13's CPU batch norm has two kernels: one for NCHW tensors and one for
 channels_last (NHWC) tensors. The channels_last one accumulates its per-channel sums
-(the forward's mean and variance, the backward's two reductions) less accurately: about
-10x the NCHW kernel's relative error per call, growing with |mean| / std (1.6e-5 against
-3.4e-7 at mean 10, std 1, 32x32x8 x 32 samples; ``benchmarks/layout_faults.py`` shows it).
-One norm's error is small, but a network amplifies it: a pre-activation that rounds to
-the other side of zero flips a ReLU's gradient, and the DARTS networks, whose cells sum
-many affine-free norms over large maps, came out with weight gradients 100-1000x further
-from a float64 reference than the same network in NCHW (``tests/test_layout.py``).
+(the forward's mean and variance, the backward's two reductions) less accurately: 10-60x
+the NCHW kernel's relative error per call, growing with |mean| / std (1.7e-5 against
+2.6e-7 at mean 10, std 1, 8 channels x 32 x 32 x 32 samples;
+``benchmarks/layout_faults.py`` shows it). One norm's error is small, but a network
+amplifies it: a pre-activation that rounds to the other side of zero flips a ReLU's
+gradient, and the DARTS networks and ShuffleNetV2 came out with weight gradients 10-250x
+further from a float64 reference than the same network in NCHW (``tests/test_layout.py``).
 
-So the DARTS networks keep channels_last for their convolutions (their depthwise convs'
-backward is much faster in it) and hand each norm an NCHW copy: the same kernel as an
-NCHW network, hence its accuracy, at the price of two layout copies per norm (still
-faster than NCHW throughout: ``benchmarks/bench_layout.py``). On GPU and for NCHW inputs
-this is plain ``nn.BatchNorm2d``.
+So every model's norms are this class: in channels_last it hands the NCHW kernel an NCHW
+copy (and the backward an NCHW gradient), hence NCHW's accuracy in either layout, at the
+price of two layout copies per norm. Whether channels_last still pays then depends on
+the network (``benchmarks/bench_layout.py``; ``federated.loop.use_channels_last``). On GPU
+and for NCHW inputs this is plain ``nn.BatchNorm2d``.
 """
 
 from __future__ import annotations
