@@ -148,14 +148,20 @@ def expand_device_runs(config: dict) -> dict:
                 raise ConfigError(f"runs.{name}.devices: {exc}") from None
             options = dict(run.get("options", {})) | budget
             expanded = {k: v for k, v in run.items() if k != "devices"}
-            generated = f"{name}-{device}"
-            if generated in config.get("runs", {}) or generated in runs:
-                raise ConfigError(
-                    f"runs.{name}.devices: the run it generates for '{device}', '{generated}', "
-                    "has the name of another run; rename one of them"
-                )
-            runs[generated] = expanded | {"options": options}
+            _add_generated(runs, config, f"runs.{name}.devices", f"'{device}'", f"{name}-{device}",
+                           expanded | {"options": options})  # fmt: skip
     return {**config, "runs": runs}
+
+
+def _add_generated(runs: dict, config: dict, key: str, what: str, name: str, spec: dict) -> None:
+    """Add a run generated from another (per device type, per architecture seed), refusing
+    a name that a configured or already generated run has."""
+    if name in config.get("runs", {}) or name in runs:
+        raise ConfigError(
+            f"{key}: the run it generates for {what}, '{name}', has the name of another run; "
+            "rename one of them"
+        )
+    runs[name] = spec
 
 
 def expand_arch_runs(config: dict) -> dict:
@@ -171,14 +177,9 @@ def expand_arch_runs(config: dict) -> dict:
         base = {k: v for k, v in run.items() if k != "arch_seeds"}
         groups[name] = []
         for k in run["arch_seeds"]:
+            spec = base | {"model_args": dict(run.get("model_args", {})) | {"arch_seed": k}}
             generated = f"{name}-a{k}"
-            if generated in config.get("runs", {}):
-                raise ConfigError(
-                    f"runs.{name}.arch_seeds: the run it generates for seed {k}, "
-                    f"'{generated}', has the name of another run; rename one of them"
-                )
-            runs[generated] = base | {"model_args": dict(run.get("model_args", {})) | {
-                "arch_seed": k}}  # fmt: skip
+            _add_generated(runs, config, f"runs.{name}.arch_seeds", f"seed {k}", generated, spec)
             groups[name].append(generated)
     return {**config, "runs": runs, "arch_groups": groups}
 
