@@ -10,6 +10,7 @@ Three contenders per network, alternating, median of the repeats:
   before that fix: fast but inexact, for reference only).
 
     python benchmarks/bench_layout.py [--batch 32] [--steps 10] [--repeats 3] [--threads 2]
+                                      [--side 32]   # 16: the CIFAR-10 16x16 proxy
 """
 
 from __future__ import annotations
@@ -29,15 +30,14 @@ from dfnas.models import build_model
 from dfnas.models.norm import BatchNorm2d
 from dfnas.search.supernet import ShuffleSupernet
 
-SHAPE = (3, 32, 32)
 NETWORKS = {
-    "cnn": lambda: build_model("cnn", SHAPE, 10),
-    "resnet20": lambda: build_model("resnet20", SHAPE, 10),
-    "mobilenetv2": lambda: build_model("mobilenetv2", SHAPE, 10),
-    "shufflenetv2": lambda: build_model("shufflenetv2", SHAPE, 10),
-    "supernet (one path)": lambda: ShuffleSupernet(SHAPE, 10),
-    "darts C8 3 cells": lambda: build_model("darts", SHAPE, 10, C=8, layers=3, drop_path=0.0),
-    "darts_search C4 3 cells": lambda: build_model("darts_search", SHAPE, 10, C=4, layers=3),
+    "cnn": lambda s: build_model("cnn", s, 10),
+    "resnet20": lambda s: build_model("resnet20", s, 10),
+    "mobilenetv2": lambda s: build_model("mobilenetv2", s, 10),
+    "shufflenetv2": lambda s: build_model("shufflenetv2", s, 10),
+    "supernet (one path)": lambda s: ShuffleSupernet(s, 10),
+    "darts C8 3 cells": lambda s: build_model("darts", s, 10, C=8, layers=3, drop_path=0.0),
+    "darts_search C4 3 cells": lambda s: build_model("darts_search", s, 10, C=4, layers=3),
 }
 
 
@@ -64,16 +64,18 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--side", type=int, default=32, help="input side (3 x side x side)")
     ap.add_argument("--only", nargs="*", help="network names (default: all)")
     args = ap.parse_args()
+    shape = (3, args.side, args.side)
     torch.set_num_threads(args.threads)
-    print(f"ms per training step, batch {args.batch}, {args.threads} threads, {SHAPE} inputs")
+    print(f"ms per training step, batch {args.batch}, {args.threads} threads, {shape} inputs")
     print("| network | nchw | cl (exact BN) | cl_native_bn (inexact) | auto picks |")
     print("|---|---|---|---|---|")
     for name in args.only or NETWORKS:
         torch.manual_seed(0)
-        base = NETWORKS[name]()
-        x, y = torch.randn(args.batch, *SHAPE), torch.randint(0, 10, (args.batch,))
+        base = NETWORKS[name](shape)
+        x, y = torch.randn(args.batch, *shape), torch.randint(0, 10, (args.batch,))
         contenders = {}
         for mode in ("nchw", "cl", "cl_native_bn"):
             net, xm = copy.deepcopy(base), x

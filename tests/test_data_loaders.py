@@ -235,3 +235,30 @@ def test_npz_labels_must_be_dense_and_splits_non_empty(tmp_path, y_train, y_test
     with pytest.raises(DatasetError, match=message) as info:
         load_dataset("d", root=tmp_path, loader="npz", path="d.npz")
     assert "\n" not in str(info.value)
+
+
+def test_resize_box_downsamples_and_recomputes_statistics(tmp_path):
+    write_cifar10(tmp_path)
+    full = load_dataset("cifar10", root=tmp_path)
+    small = load_dataset("c16", root=tmp_path, loader="cifar10", resize=16)
+    _check(small, len(full.y_train), len(full.y_test), (3, 16, 16), 10)
+    # each output pixel is its 2x2 block's mean, rounded to nearest
+    block = full.x_train[:, :, :2, :2].astype(np.float64).mean(axis=(2, 3))
+    assert np.array_equal(small.x_train[:, :, 0, 0], np.rint(block).astype(np.uint8))
+    assert np.array_equal(small.y_train, full.y_train)
+    expected_mean = small.x_train.astype(np.float64).mean(axis=(0, 2, 3)) / 255
+    assert np.allclose(small.mean, expected_mean)
+
+
+def test_resize_must_divide_the_image(tmp_path):
+    write_cifar10(tmp_path)
+    with pytest.raises(ConfigError, match=r"^datasets\.c\.resize: 12 must divide the image"):
+        load_dataset("c", root=tmp_path, loader="cifar10", resize=12)
+
+
+def test_resize_shape_is_known_at_start():
+    from dfnas.data import known_shape
+
+    assert known_shape("cifar10", {"resize": 16}) == (3, 16, 16)
+    assert known_shape("c", {"loader": "cifar10"}) == (3, 32, 32)
+    assert known_shape("mine", {"loader": "npz"}) is None

@@ -21,7 +21,7 @@ from dfnas.methods import METHODS
 TIMING = {"round_seconds", "client_seconds", "client_cpu_seconds", "peak_memory_bytes"}
 
 
-def _run(ds, name, ckpt=None, stop_after=None, log=None, **train):
+def _run(ds, name, ckpt=None, stop_after=None, log=None, workers=1, **train):
     train = dict(rounds=3, local_steps=2, batch_size=8, clients_per_round=3, dropout=0.2) | train
     return run_federated(
         small_method(ds, name, **train),
@@ -34,6 +34,7 @@ def _run(ds, name, ckpt=None, stop_after=None, log=None, **train):
         stop_after=stop_after,
         log=log or (lambda *_: None),
         personalize_final=False,
+        client_workers=workers,
     )
 
 
@@ -56,6 +57,23 @@ def test_killed_run_of_every_method_resumes_bitwise(tmp_path, name, channels):
     ckpt = tmp_path / "ckpt.pt"
     assert _run(ds, name, ckpt, stop_after=2) is None
     _assert_same_end(_run(ds, name, ckpt), full)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", METHODS.names())
+def test_killed_run_with_client_workers_resumes_bitwise(tmp_path, name):
+    """Forked workers (1 thread each) train the clients; the resumed process forks new
+    ones, and ends where the uninterrupted run ends."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        ds = tiny_dataset(channels=3)
+        full = _run(ds, name, workers=2)
+        ckpt = tmp_path / "ckpt.pt"
+        assert _run(ds, name, ckpt, stop_after=2, workers=2) is None
+        _assert_same_end(_run(ds, name, ckpt, workers=2), full)
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_checkpoint_with_changed_bytes_is_refused_and_the_run_starts_over(tmp_path):

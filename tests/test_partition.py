@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from dfnas.errors import ConfigError, DfnasError
+from dfnas.errors import ConfigError, DatasetError, DfnasError
 from dfnas.partition import PARTITIONERS, make_partition
 from dfnas.partition.stage import FILES, read_partition, write_partition
 from dfnas.partition.stats import heterogeneity, label_counts
@@ -133,3 +133,22 @@ def test_stage_writes_artifacts_and_checksum(tmp_path, digits):
     (tmp_path / "partition.json").write_text(json.dumps(blob))
     with pytest.raises(DfnasError, match="does not match its recorded checksum"):
         read_partition(tmp_path / "partition.json")
+    # a truncated file is one line naming it and what to do, not a JSONDecodeError
+    (tmp_path / "partition.json").write_text(json.dumps(blob)[:100])
+    with pytest.raises(DfnasError, match=r"not a readable partition .*delete its folder"):
+        read_partition(tmp_path / "partition.json")
+
+
+def test_changed_dataset_cache_is_refused(tmp_path, digits):
+    from dfnas.data import load_cached
+    from dfnas.data.base import file_sha256, verify_cache
+
+    digits.save(tmp_path / "data.npz")
+    (tmp_path / "info.json").write_text(json.dumps({"sha256": file_sha256(tmp_path / "data.npz")}))
+    verify_cache(tmp_path / "data.npz")
+    assert load_cached(tmp_path / "data.npz").name == digits.name
+    blob = bytearray((tmp_path / "data.npz").read_bytes())
+    blob[-100] ^= 1
+    (tmp_path / "data.npz").write_bytes(bytes(blob))
+    with pytest.raises(DatasetError, match=r"data\.npz: contents changed .*delete its folder"):
+        load_cached(tmp_path / "data.npz")

@@ -153,3 +153,26 @@ def test_a_key_given_twice_is_refused_at_start(tmp_path):
     res = smk(tmp_path, "-n", configfile=tmp_path / "c.yaml")
     assert res.returncode != 0
     assert "config error: training: given twice in one mapping" in res.stdout + res.stderr
+
+
+@pytest.mark.slow
+def test_changed_dataset_cache_stops_at_start_and_keeps_the_shared_partition(tmp_path):
+    """A data.npz whose bytes changed would rerun the partition job, which first deletes its
+    own outputs (a cache every experiment shares) and then fails: refused at start."""
+    cfg = {
+        "experiment": "cache",
+        "datasets": {"digits": {}},
+        "partitions": {"iid": {"partitioner": "iid", "num_clients": 5}},
+    }
+    conf = _write(tmp_path / "c.yaml", cfg)
+    assert smk(tmp_path, configfile=conf).returncode == 0
+    (data,) = (tmp_path / "results" / "datasets").glob("digits-*/data.npz")
+    blob = bytearray(data.read_bytes())
+    blob[200:260] = bytes(60)
+    data.write_bytes(bytes(blob))
+    res = smk(tmp_path, configfile=conf)
+    assert res.returncode != 0
+    lines = (res.stdout + res.stderr).strip().splitlines()
+    assert lines[-1].startswith("cache error: ") and "delete its folder and rerun" in lines[-1]
+    assert "Traceback" not in res.stderr
+    assert list((tmp_path / "results" / "partitions").glob("digits-*/iid-*/partition.json"))

@@ -42,12 +42,14 @@ def _json_arg(text: str) -> dict:
 def dataset(args: argparse.Namespace) -> None:
     """Load a dataset once, verify it, and cache it as data.npz + info.json."""
     from dfnas.data import load_dataset
+    from dfnas.data.base import file_sha256
     from dfnas.io import write_json
 
     ds = load_dataset(args.name, root=args.data_root, **args.options)
     out = Path(args.out)
     ds.save(out / "data.npz")
-    write_json(out / "info.json", ds.info())
+    # the cache's digest: the workflow refuses a data.npz changed after this (data.base)
+    write_json(out / "info.json", ds.info() | {"sha256": file_sha256(out / "data.npz")})
     print(f"{ds.name}: {len(ds.y_train)} train / {len(ds.y_test)} test, shape {ds.in_shape}")
 
 
@@ -134,6 +136,25 @@ def collect(args: argparse.Namespace) -> None:
     out = Path(args.out_dir)
     write_tables(table, out / "comparison.csv", out / "comparison.md", out / "comparison.tex")
     print(f"{len(table)} rows (reference: {table.attrs['reference']}) -> {out}/comparison.*")
+
+
+@command
+def verdict(args: argparse.Namespace) -> None:
+    """The paper's claims, one per row, read from the runs the config's verdict names."""
+    from dfnas.report.collect import load_runs
+    from dfnas.report.verdict import spec_from_config, verdict_figure, verdict_table, write_verdict
+
+    spec = spec_from_config(json.loads(args.spec), json.loads(args.arch_groups))
+    tables = verdict_table(load_runs(args.metrics), spec)
+    write_verdict(tables, Path(args.csv), Path(args.md))
+    verdict_figure(tables, Path(args.figure))
+    for t in tables:
+        for r in t.to_dict("records"):
+            print(
+                f"{r['dataset']}/{r['partition']}: {r['claim']}: {r['verdict']}"
+                f" ({r['paired difference']})"
+            )
+    print(f"-> {args.csv}, {args.md}, {args.figure}.png")
 
 
 @command
@@ -242,6 +263,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--target-accuracy", type=_share, default=None, help="absolute target")
     p.add_argument("--out-dir", required=True)
+
+    p = sub.add_parser("verdict", help=verdict.__doc__)
+    p.add_argument("metrics", nargs="+", help="metrics.json of every run")
+    p.add_argument("--spec", required=True, help="the config's verdict block (JSON)")
+    p.add_argument("--arch-groups", default="{}", help="run -> its random-architecture runs")
+    p.add_argument("--csv", required=True)
+    p.add_argument("--md", required=True)
+    p.add_argument("--figure", required=True, help="figure path without extension")
 
     p = sub.add_parser("figures", help=figures.__doc__)
     p.add_argument("metrics", nargs="+", help="metrics.json files of the runs")

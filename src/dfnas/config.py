@@ -208,6 +208,27 @@ def _check_reference(config: dict) -> None:
         )
 
 
+def _check_verdict(config: dict) -> None:
+    """Every run the verdict names must exist, so a typo is not an empty table."""
+    verdict = config.get("verdict")
+    if not verdict:
+        return
+    runs = list(config.get("runs", {})) + list(config.get("external_runs", []))
+    names = runs + list(config.get("arch_groups", {}))
+    for key in ("claimant", "baseline", "fixed", "random"):
+        name = verdict.get(key)
+        if name is not None and name not in names:
+            raise ConfigError(
+                f"verdict.{key}: '{name}' names no run of this config (runs: {', '.join(runs)})"
+            )
+    random = verdict.get("random")
+    if random is not None and random not in config.get("arch_groups", {}):
+        raise ConfigError(
+            f"verdict.random: '{random}' has no arch_seeds; expected a run of random "
+            "architectures with arch_seeds (one run per architecture)"
+        )
+
+
 def check_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
     """Validate a workflow config fully and return it with defaults filled and device
     runs expanded."""
@@ -218,4 +239,5 @@ def check_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
     filled = {k: v for k, v in filled.items() if not k.startswith("x-")}  # anchors only
     check_semantics(filled)
     _check_reference(filled)
+    _check_verdict(filled)
     return filled

@@ -4,7 +4,7 @@ belong to the chosen partitioner, partitions that cannot be built. Each raises a
 
 from __future__ import annotations
 
-from dfnas.data import DATASETS, KNOWN_SHAPES, KNOWN_TRAIN_SIZES
+from dfnas.data import DATASETS, KNOWN_TRAIN_SIZES, known_shape
 from dfnas.data.npz import find_npz
 from dfnas.errors import ConfigError
 from dfnas.partition.partitioners import COMMON_KEYS, PARTITIONERS, partitioner_params
@@ -54,7 +54,7 @@ def _known_shapes(datasets: dict) -> dict[str, tuple[int, int, int]]:
     when none is (the run checks the rest once its data's shape is known)."""
     shapes = {}
     for dname, opts in datasets.items():
-        shape = KNOWN_SHAPES.get(opts.get("loader", dname))
+        shape = known_shape(dname, opts)
         if shape is not None:
             shapes[dname] = shape
     return shapes or {ANY_DATASET: (3, 32, 32)}

@@ -18,7 +18,8 @@ import sys
 from snakemake.settings.types import DeploymentMethod
 
 from dfnas.config import check_config, check_yaml_keys
-from dfnas.errors import ConfigError
+from dfnas.data.base import verify_cache
+from dfnas.errors import ConfigError, DfnasError
 from dfnas.federated.config import TrainConfig
 from dfnas.methods import METHODS
 from dfnas.methods.stages import CONTRACT_FILES, STAGE_FILES, stage_folder, stage_spec
@@ -68,6 +69,13 @@ DATASET_KEYS = {
     d: f"{d}-{digest({k: v for k, v in opts.items() if k != 'download'})}"
     for d, opts in config["datasets"].items()
 }
+# a cache whose bytes changed stops the workflow here: a partition job rerun on it would
+# first delete its own outputs, which every experiment shares
+try:
+    for _dkey in DATASET_KEYS.values():
+        verify_cache(f"results/datasets/{_dkey}/data.npz")
+except DfnasError as exc:
+    sys.exit(f"cache error: {exc}")
 # what shapes a partition: its whole spec, seed included (its folder sits in the dataset's)
 PARTITION_KEYS = {p: f"{p}-{digest(spec)}" for p, spec in config["partitions"].items()}
 
@@ -234,4 +242,7 @@ def all_targets():
         return partitions
     tables = [f"results/{EXPERIMENT}/tables/comparison.{ext}" for ext in ("csv", "md", "tex")]
     figures = [f"results/{EXPERIMENT}/figures/{f}.{ext}" for f in FIGURES for ext in ("png", "pdf")]
+    if config["verdict"]:  # the paper's claims, read from the runs the config names
+        tables += [f"results/{EXPERIMENT}/tables/verdict.{ext}" for ext in ("csv", "md")]
+        figures += [f"results/{EXPERIMENT}/figures/verdict.{ext}" for ext in ("png", "pdf")]
     return partitions + run_targets() + tables + figures + run_figures()

@@ -33,6 +33,38 @@ rule collect:
         " --out-dir results/{wildcards.experiment}/tables > {log} 2>&1"
 
 
+rule verdict:
+    input:
+        run_targets(),
+    output:
+        csv=report(
+            "results/{experiment}/tables/verdict.csv",
+            caption="../report/verdict.rst",
+            category="Tables",
+        ),
+        md="results/{experiment}/tables/verdict.md",
+        png=report(
+            "results/{experiment}/figures/verdict.png",
+            caption="../report/verdict.rst",
+            category="Figures",
+        ),
+        pdf="results/{experiment}/figures/verdict.pdf",
+    params:
+        spec=json.dumps(config["verdict"] or {}, sort_keys=True),
+        arch_groups=json.dumps(config["arch_groups"], sort_keys=True),
+        stem=lambda w, output: output.png.removesuffix(".png"),
+    log:
+        "results/{experiment}/logs/tables/verdict.log",
+    benchmark:
+        "results/{experiment}/benchmarks/tables/verdict.tsv"
+    conda:
+        "../../envs/dfnas.yaml"
+    shell:
+        "python -m dfnas verdict {input} --spec {params.spec:q}"
+        " --arch-groups {params.arch_groups:q} --csv {output.csv} --md {output.md}"
+        " --figure {params.stem} > {log} 2>&1"
+
+
 rule figures:
     input:
         metrics=run_targets(),

@@ -7,6 +7,8 @@ hard-coded per model.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,8 +95,40 @@ class ImageDataset:
             np.savez(fh, **arrays)
 
 
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+REBUILD = "delete its folder and rerun to rebuild it"
+
+
+def verify_cache(path: str | Path) -> None:
+    """Refuse a ``data.npz`` whose bytes differ from those the dataset stage wrote (its
+    SHA-256 is in ``info.json`` beside it). The workflow calls this at start, before any
+    job: a partition job rerun on a changed cache would first delete its own, shared,
+    outputs. Caches written before the digest was recorded are not checked."""
+    path = Path(path)
+    info = path.with_name("info.json")
+    if not path.exists() or not info.exists():
+        return
+    try:
+        expected = json.loads(info.read_text()).get("sha256")
+    except ValueError:
+        raise DatasetError(f"{info}: not readable JSON; {REBUILD}") from None
+    if expected is not None and file_sha256(path) != expected:
+        raise DatasetError(
+            f"{path}: contents changed since the dataset stage wrote it (SHA-256 differs from "
+            f"info.json); {REBUILD}"
+        )
+
+
 def load_cached(path: str | Path) -> ImageDataset:
     """Read a dataset written by ``ImageDataset.save`` (the dataset stage's output)."""
+    verify_cache(path)
     try:
         with np.load(path, allow_pickle=False) as z:
             return ImageDataset(
@@ -109,7 +143,7 @@ def load_cached(path: str | Path) -> ImageDataset:
                 std=tuple(float(v) for v in z["std"]),
             )
     except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise DatasetError(f"{path}: not a readable dataset cache ({exc})") from None
+        raise DatasetError(f"{path}: not a readable dataset cache ({exc}); {REBUILD}") from None
 
 
 def check_arrays(name: str, x: np.ndarray, y: np.ndarray, num_classes: int, split: str) -> None:

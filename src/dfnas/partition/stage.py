@@ -59,10 +59,19 @@ def write_partition(ds: ImageDataset, spec: dict, out_dir: str | Path) -> Client
 
 def read_partition(path: str | Path) -> ClientPartition:
     """Load ``partition.json``, refusing one whose content no longer matches its checksum."""
-    blob = read_json(path)
-    part = ClientPartition.from_json(blob)
+    try:
+        blob = read_json(path)
+        part = ClientPartition.from_json(blob)
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise DfnasError(
+            f"{path}: not a readable partition ({type(exc).__name__}: {exc}); delete its "
+            "folder and rerun to rebuild it"
+        ) from None
     if part.checksum() != blob.get("checksum"):
-        raise DfnasError(f"{path}: assignment does not match its recorded checksum")
+        raise DfnasError(
+            f"{path}: assignment does not match its recorded checksum; delete its folder "
+            "and rerun to rebuild it"
+        )
     return part
 
 

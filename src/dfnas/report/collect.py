@@ -18,6 +18,7 @@ import pandas as pd
 
 from dfnas.errors import DfnasError
 from dfnas.io import atomic_path
+from dfnas.methods import METHODS
 from dfnas.report.curves import TARGET_FRACTION, matched_compute
 from dfnas.report.random_archs import RANDOM_METHOD, add_random_distribution
 from dfnas.results import REQUIRED_METRICS
@@ -68,6 +69,13 @@ def load_runs(paths: list[str | Path]) -> pd.DataFrame:
         row["device"] = m.get("device", "")
         stages = m.get("stages", {})
         row["search_train_flops"] = stages.get("search", {}).get("train_flops", 0)
+        # jobs of the method: a later job builds a fresh network (FedNAS retrains its
+        # genotype from scratch); an external run counts as one
+        row["stages_count"] = (
+            len(METHODS.get(m["method"]).stages) if m["method"] in METHODS.names() else 1
+        )
+        # a device budget's verdict, only where the run had a budget to honour
+        row["within_budget"] = m.get("within_budget") if m.get("budgets") else None
         # a search that ended near chance or with a uniform alpha (dfnas.search.health)
         row["search_warnings"] = "; ".join(m.get("search_warnings", []))
         rows.append(row)
