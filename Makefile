@@ -3,7 +3,8 @@
 #   make test   install into .venv and run the linters, the test suite and the live-SLURM
 #               test (what CI runs; the SLURM part says SKIP where it cannot start SLURM)
 #   make test-slurm  the pipeline on a live single-node SLURM alone (tests/slurm/run.sh)
-#   make paper  the paper's figure set, CPU twins (config/paper/*_cpu.yaml; needs CIFAR-10
+#   make paper  the paper's figure set on CPU: the CIFAR-10 verdict (config/verdict/) and
+#               the pipeline smoke tests of both settings (config/smoke/; needs CIFAR-10
 #               under data/); PAPER=gpu for the paper-size configs
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -22,7 +23,7 @@ run: setup
 	$(VENV)/bin/snakemake --cores all
 
 PAPER ?= cpu
-PAPER_CONFIGS := $(if $(filter gpu,$(PAPER)),config/paper/cross_silo.yaml config/paper/cross_device.yaml,$(wildcard config/paper/*_cpu.yaml))
+PAPER_CONFIGS := $(if $(filter gpu,$(PAPER)),config/paper/cross_silo.yaml config/paper/cross_device.yaml,config/verdict/cifar10_16.yaml $(wildcard config/smoke/*.yaml))
 
 paper: setup
 	set -e; for c in $(PAPER_CONFIGS); do $(VENV)/bin/snakemake --cores all --configfile $$c; done

@@ -25,6 +25,7 @@ if not workflow.overwrite_configfiles:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/methods.smk"
+include: "workflow/rules/export.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -26,6 +26,21 @@ def test_default_config_is_valid_and_defaults_are_filled():
     assert all(p["seed"] == 42 for p in cfg["partitions"].values())
 
 
+SHIPPED = sorted((REPO / "config").rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(REPO / "config")))
+def test_every_shipped_config_is_valid(path):
+    """A config the docs point to must start; experiments never share a name."""
+    with open(path) as fh:
+        check_config(yaml.safe_load(fh))
+
+
+def test_shipped_experiments_have_distinct_names():
+    names = [yaml.safe_load(p.read_text())["experiment"] for p in SHIPPED]
+    assert len(names) == len(set(names)), names
+
+
 FEDNAS = {"method": "fednas", "model_args": {"C": 2, "layers": 3}}
 
 

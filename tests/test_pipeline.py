@@ -26,6 +26,7 @@ TINY = {
     "training": {"rounds": 2, "local_steps": 2, "batch_size": 16, "personalize_epochs": 1},
     "devices": {"fast": {"latency_ms": 1.0e6}},
     "external_runs": ["majority"],
+    "verdict": {"claimant": "dfnas-fast", "baseline": "fednas", "fixed": "fedavg_cnn"},
     "runs": {
         "fedavg_cnn": {
             "method": "fedavg",
@@ -123,6 +124,21 @@ def test_tiny_pipeline_end_to_end(tmp_path):
         json.loads((exp / "runs/digits/iid/fedprox_cnn/seed0/metrics.json").read_text())["accuracy"]
         > 0
     )
+
+    # the NAS runs' children are exported, checked in onnxruntime and timed; the table
+    # shows what was measured; the verdict reads the runs the config names
+    for run in ("dfnas-fast", "fednas", "fednas_darts"):
+        report = json.loads((exp / f"runs/digits/iid/{run}/seed0/export/export.json").read_text())
+        assert report["top1_agreement"] >= 0.999 and report["latency_ms"] > 0
+        # only dfnas-fast searched for a latency budget (1e6 ms: met)
+        assert report["meets_latency_budget"] is (True if run == "dfnas-fast" else None)
+    assert not (exp / "runs/digits/iid/fedavg_cnn/seed0/export").exists()
+    exported = table.set_index("run")["latency_ms"]
+    assert exported[["dfnas-fast", "fednas"]].gt(0).all() and exported[["fedavg_cnn"]].isna().all()
+    assert "budget met" in (exp / "tables/comparison.md").read_text()
+    verdict = pd.read_csv(exp / "tables/verdict.csv")
+    assert "accuracy at least fednas's" in set(verdict["claim"])
+    assert (exp / "figures/verdict.png").stat().st_size > 1000
 
     dry = subprocess.run([*cmd, "-n"], cwd=work, capture_output=True, text=True, env=env)
     assert "Nothing to be done" in dry.stdout, dry.stdout[-2000:]

@@ -139,6 +139,26 @@ def collect(args: argparse.Namespace) -> None:
 
 
 @command
+def export(args: argparse.Namespace) -> None:
+    """Export a run's final network to ONNX, check it in onnxruntime, time it."""
+    import torch
+
+    from dfnas.deploy.export import export_run
+    from dfnas.io import write_json
+
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    report = export_run(args.run_dir, args.data, out.parent)
+    write_json(out, report)
+    print(
+        f"{out.parent / report['file']}: {report['bytes'] / 1e3:.1f} kB, top-1 agreement "
+        f"{report['top1_agreement']:.4%} on {report['test_samples']} test images, largest "
+        f"logit difference {report['max_logit_diff']:.2e}, {report['latency_ms']:.3f} ms "
+        "per image (onnxruntime, 1 thread)"
+    )
+
+
+@command
 def verdict(args: argparse.Namespace) -> None:
     """The paper's claims, one per row, read from the runs the config's verdict names."""
     from dfnas.report.collect import load_runs
@@ -263,6 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--target-accuracy", type=_share, default=None, help="absolute target")
     p.add_argument("--out-dir", required=True)
+
+    p = sub.add_parser("export", help=export.__doc__)
+    p.add_argument("--run-dir", required=True, help="a run's folder (model.pt, model.json)")
+    p.add_argument("--data", required=True, help="data.npz written by the dataset stage")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", required=True, help="export.json (model.onnx goes beside it)")
 
     p = sub.add_parser("verdict", help=verdict.__doc__)
     p.add_argument("metrics", nargs="+", help="metrics.json of every run")

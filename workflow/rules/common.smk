@@ -221,6 +221,29 @@ def run_targets():
     ]
 
 
+def exported(run):
+    """Whether a run's final network is exported and checked (config key ``export``)."""
+    own = config["runs"][run].get("export")
+    if own is not None:
+        return own
+    mode = config["export"]
+    return mode == "all" or (mode == "nas" and METHODS.get(config["runs"][run]["method"]).searches)
+
+
+EXPORTED = [r for r in RUNS if exported(r)]
+
+
+def export_targets():
+    """export.json of every exported run: its ONNX artifact, checked and timed."""
+    return [
+        f"results/{EXPERIMENT}/runs/{d}/{p}/{r}/seed{s}/export/export.json"
+        for d in DATASETS
+        for p in PARTITIONS
+        for r in EXPORTED
+        for s in SEEDS
+    ]
+
+
 FIGURES = ["accuracy_per_round", "accuracy_vs_compute", "resources", "personalized"]
 
 
@@ -245,4 +268,4 @@ def all_targets():
     if config["verdict"]:  # the paper's claims, read from the runs the config names
         tables += [f"results/{EXPERIMENT}/tables/verdict.{ext}" for ext in ("csv", "md")]
         figures += [f"results/{EXPERIMENT}/figures/verdict.{ext}" for ext in ("png", "pdf")]
-    return partitions + run_targets() + tables + figures + run_figures()
+    return partitions + run_targets() + export_targets() + tables + figures + run_figures()

@@ -4,7 +4,8 @@
 
 rule collect:
     input:
-        run_targets(),
+        metrics=run_targets(),
+        exports=export_targets(),
     output:
         csv=report(
             "results/{experiment}/tables/comparison.csv",
@@ -28,7 +29,7 @@ rule collect:
     conda:
         "../../envs/dfnas.yaml"
     shell:
-        "python -m dfnas collect {input} {params.reference:q} {params.target}"
+        "python -m dfnas collect {input.metrics} {params.reference:q} {params.target}"
         " --arch-groups {params.arch_groups:q}"
         " --out-dir results/{wildcards.experiment}/tables > {log} 2>&1"
 

@@ -79,6 +79,9 @@ class FedMethod:
     # the workflow's rules for this method: one per stage, one per figure
     stages: ClassVar[tuple[Stage, ...]] = ONE_STAGE
     figures: ClassVar[tuple[RunFigure, ...]] = ()
+    # a NAS method: its final network is an architecture found, exported by default
+    # (config key ``export: nas``) and checked in another runtime
+    searches: ClassVar[bool] = False
 
     def __init__(self, setup: MethodSetup) -> None:
         self.setup = setup

@@ -90,6 +90,7 @@ class DfnasOptions:
 @METHODS.register("dfnas")
 class Dfnas(FedMethod):
     Options = DfnasOptions
+    searches = True
     default_model = "shufflenetv2"
     server_state = (
         "fixed",

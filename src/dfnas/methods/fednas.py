@@ -47,6 +47,7 @@ class FednasOptions:
 @METHODS.register("fednas")
 class Fednas(FedMethod):
     Options = FednasOptions
+    searches = True
     default_model = "darts_search"
     server_state = ("alpha_history", "_genotype", "_search_loss")
     stages = (

@@ -76,6 +76,13 @@ def load_runs(paths: list[str | Path]) -> pd.DataFrame:
         )
         # a device budget's verdict, only where the run had a budget to honour
         row["within_budget"] = m.get("within_budget") if m.get("budgets") else None
+        # the exported artifact, where the run was exported (deploy.export)
+        export = seed_dir / "export" / "export.json"
+        blob = json.loads(export.read_text()) if export.exists() else {}
+        row["onnx_bytes"] = blob.get("bytes", np.nan)
+        row["latency_ms"] = blob.get("latency_ms", np.nan)
+        meets = blob.get("meets_latency_budget")
+        row["meets_latency_budget"] = np.nan if meets is None else float(meets)
         # a search that ended near chance or with a uniform alpha (dfnas.search.health)
         row["search_warnings"] = "; ".join(m.get("search_warnings", []))
         rows.append(row)
@@ -117,6 +124,10 @@ def comparison(
     )
     for col, (key, scale) in COSTS.items():
         table[col] = g[key].mean() * scale
+    table["onnx_kB"] = g["onnx_bytes"].mean() / 1e3
+    table["latency_ms"] = g["latency_ms"].mean()
+    # share of seeds whose exported child met its latency budget, measured (nan: none set)
+    table["latency_budget_met"] = g["meets_latency_budget"].mean()
     table["budget_TFLOPs"] = matched["budget_flops"].first() * 1e-12
     table["acc_at_budget"] = matched["accuracy_at_budget"].mean()
     table["acc_at_budget_std"] = matched["accuracy_at_budget"].std(ddof=0)
@@ -180,6 +191,12 @@ def pretty(table: pd.DataFrame) -> pd.DataFrame:
     ]
     out["params"] = table["params"].map(lambda v: f"{v:,.0f}")
     out["MMACs"] = table["MMACs"].map(lambda v: f"{v:.3f}")
+    if table["onnx_kB"].notna().any():  # measured on the exported ONNX, onnxruntime 1 thread
+        out["ONNX kB"] = ["-" if np.isnan(v) else f"{v:.1f}" for v in table["onnx_kB"]]
+        out["latency ms"] = [
+            "-" if np.isnan(v) else f"{v:.3f}" + ("" if np.isnan(ok) else f" ({_met(ok)})")
+            for v, ok in zip(table["latency_ms"], table["latency_budget_met"], strict=True)
+        ]
     for col in COSTS:
         out[col] = [
             "n/a" if np.isnan(v) else f"{v:.4g}" + ("" if np.isnan(r) else f" ({r:.2f}x)")
@@ -205,6 +222,14 @@ def pretty(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _met(share: float) -> str:
+    return (
+        "budget met"
+        if share == 1
+        else ("budget missed" if share == 0 else "budget met by some seeds")
+    )
+
+
 def _reached(value: float, reached: int, seeds: int) -> str:
     if not reached:
         return "not reached"
@@ -228,7 +253,9 @@ def write_tables(table: pd.DataFrame, csv: Path, md: Path, tex: Path) -> None:
         + ", ".join(f"{b:.4g}" for b in table["budget_TFLOPs"].dropna().unique())
         + "). TFLOPs/compute_h to target: client compute spent when the run first reached "
         + ", ".join(f"{100 * t:.2f} %" for t in table["target_acc"].dropna().unique())
-        + ". (!): a search of this row ended near chance or with a uniform alpha.\n"
+        + ". (!): a search of this row ended near chance or with a uniform alpha. "
+        "ONNX kB / latency ms: the exported final network (export/export.json), its "
+        "single-image latency measured in onnxruntime on one thread of this machine.\n"
     )
     with atomic_path(md) as tmp:
         Path(tmp).write_text(nice.to_markdown(index=False) + note)

@@ -1,0 +1,1 @@
+"""Deployment: a run's network as a portable artifact (``export``)."""
