@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -129,12 +130,18 @@ def test_two_experiments_coexist_and_share_only_identical_caches(tmp_path):
 
 
 def test_free_strings_reach_the_shell_quoted(tmp_path):
-    """The config's free-form strings (data_root; names are refused by pattern) with shell
-    metacharacters: every shell command of the dry run keeps each as one word, so no
+    """The config's free-form strings (data_root, an npz path; names are refused by
+    pattern, options and model_args travel as one JSON word) with shell metacharacters: every shell command of the dry run keeps each as one word, so no
     injected command could run, and the strict prefix is kept for every rule."""
     payload = "d; touch PWNED; echo $(touch PWNED2) `touch PWNED3`"
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     cfg.update(data_root=payload, experiment="quoting")
+    # every other free-form string: an npz path (loader options travel as JSON)
+    rng = np.random.default_rng(0)
+    arrays = {"x_train": rng.integers(0, 256, (40, 8, 8), dtype=np.uint8)}
+    arrays |= {"y_train": np.arange(40) % 4, "x_test": arrays["x_train"][:8]}
+    np.savez(tmp_path / f"{payload}.npz", **arrays, y_test=np.arange(8) % 4)
+    cfg["datasets"]["mine"] = {"loader": "npz", "path": f"{payload}.npz"}
     res = smk(tmp_path, "-n", "-p", "--forceall", configfile=_write(tmp_path / "c.yaml", cfg))
     assert res.returncode == 0, res.stdout + res.stderr
     commands = [line.strip() for line in res.stdout.splitlines() if "python -m dfnas" in line]
