@@ -131,8 +131,9 @@ def test_two_experiments_coexist_and_share_only_identical_caches(tmp_path):
 
 def test_free_strings_reach_the_shell_quoted(tmp_path):
     """The config's free-form strings (data_root, an npz path; names are refused by
-    pattern, options and model_args travel as one JSON word) with shell metacharacters: every shell command of the dry run keeps each as one word, so no
-    injected command could run, and the strict prefix is kept for every rule."""
+    pattern, options and model_args travel as one JSON word) with shell metacharacters:
+    every shell command of the dry run keeps each as one word, so no injected command
+    could run, and the strict prefix is kept for every rule."""
     payload = "d; touch PWNED; echo $(touch PWNED2) `touch PWNED3`"
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     cfg.update(data_root=payload, experiment="quoting")
