@@ -16,9 +16,10 @@ import argparse
 import torch
 
 from dfnas.cost.memory import TrainingMemory
-from dfnas.federated.config import StepContext, TrainConfig
+from dfnas.federated.config import TrainConfig
+from dfnas.federated.context import StepContext
 from dfnas.methods import METHODS, MethodSetup
-from dfnas.methods.base import SearchOptimizers
+from dfnas.search.optimizers import SearchOptimizers
 
 SHAPE, CLASSES = (3, 32, 32), 10
 

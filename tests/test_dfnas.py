@@ -11,7 +11,7 @@ from torch import nn
 from dfnas.cost import forward_flops
 from dfnas.errors import ConfigError
 from dfnas.federated.aggregation import weighted_mean
-from dfnas.federated.config import StepContext
+from dfnas.federated.context import StepContext
 from dfnas.federated.loop import run_federated
 from dfnas.models.shufflenet_blocks import OPS
 from dfnas.search.derive import Budget, derive_path

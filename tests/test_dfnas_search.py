@@ -20,8 +20,7 @@ from dfnas.config import check_config
 from dfnas.data import load_dataset
 from dfnas.errors import ConfigError
 from dfnas.federated.aggregation import weighted_mean
-from dfnas.federated.bn import ServerContext
-from dfnas.federated.config import StepContext
+from dfnas.federated.context import ServerContext, StepContext
 from dfnas.federated.data import DeviceData, index_tensor
 from dfnas.federated.loop import run_federated
 from dfnas.methods.dfnas import DfnasOptions

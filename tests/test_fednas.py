@@ -164,9 +164,14 @@ def test_train_stage_builds_exactly_the_genotype(tmp_path):
     (search_dir / "metrics.json").write_text(json.dumps(search))
     spec = {"method": "fednas", "model": "darts", "model_args": {"C": 4, "layers": 3},
             "training": {"rounds": 1, "personalize_epochs": 0}}  # fmt: skip
-    out = tmp_path / "out"
+    out = tmp_path / "results" / "exp" / "runs" / "d" / "p" / "fednas" / "seed0"
     metrics = run_method(spec, tmp_path / "data.npz", tmp_path / "p" / "partition.json", 0, out,
                          name="fednas", stage="train", prior=search_dir)  # fmt: skip
+    # config.json says where the run came from: experiment, code, torch, machine, layout
+    provenance = json.loads((out / "config.json").read_text())["provenance"]
+    assert provenance["experiment"] == "exp"
+    for key in ("code_version", "torch_version", "cpu", "cpu_capability", "precision"):
+        assert provenance[key] == metrics[key], key
     spec_back = json.loads((out / "model.json").read_text())
     assert spec_back["model_args"]["genotype"] == geno
     net = build_model("darts", (1, 8, 8), 4, **spec_back["model_args"])

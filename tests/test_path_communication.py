@@ -9,7 +9,7 @@ from helpers import make_method, partition, tiny_dataset
 
 from dfnas.cost import tensor_bytes
 from dfnas.federated.aggregation import StreamingMean
-from dfnas.federated.config import StepContext
+from dfnas.federated.context import StepContext
 from dfnas.federated.data import DeviceData
 from dfnas.federated.loop import run_federated
 from dfnas.federated.sampling import client_seed

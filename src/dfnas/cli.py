@@ -182,15 +182,15 @@ def figures(args: argparse.Namespace) -> None:
     """Draw the comparison figures from runs and the comparison table."""
     import pandas as pd
 
+    from dfnas.report import FIGURES
     from dfnas.report import figures as fig
     from dfnas.report.collect import load_runs
 
     runs = load_runs(args.metrics)
     out = Path(args.out_dir)
-    fig.accuracy_curves(runs, out / "accuracy_per_round")
-    fig.accuracy_vs_compute(runs, pd.read_csv(args.table), out / "accuracy_vs_compute")
-    fig.resource_bars(runs, out / "resources")
-    fig.personalized_distribution(runs, out / "personalized")
+    table = pd.read_csv(args.table)
+    for name in FIGURES:
+        fig.DRAW[name](runs, table, out / name)
     print(f"figures for {len(runs)} runs -> {out}")
 
 

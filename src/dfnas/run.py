@@ -34,6 +34,32 @@ CHECKPOINT = "checkpoint.pt"
 SPEC_KEYS = {"method", "model", "model_args", "options", "training"}
 
 
+PROVENANCE_KEYS = (
+    "code_version",
+    "torch_version",
+    "torch_git",
+    "cpu",
+    "cpu_capability",
+    "onednn_max_cpu_isa",
+    "device",
+    "threads",
+    "client_workers",
+    "channels_last",
+    "precision",
+)
+
+
+def experiment_of(out: Path) -> str | None:
+    """The experiment a run folder belongs to, read from the result layout
+    results/<experiment>/runs/<dataset>/<partition>/<run>/seed<k>[/<stage>]; None when the
+    folder is not in that layout (a run started by hand)."""
+    parts = Path(out).resolve().parts
+    for i in range(len(parts) - 2):
+        if parts[i] == "results" and parts[i + 2] == "runs":
+            return parts[i + 1]
+    return None
+
+
 def run_method(
     spec: dict[str, Any],
     data: str | Path,
@@ -103,7 +129,7 @@ def run_method(
         seed=seed,
         device=device,
         checkpoint=ckpt,
-        fingerprint=fingerprint(run_config),
+        fingerprint=fingerprint(run_config),  # provenance below is not part of it
         personalize_final=index == len(stages) - 1,
         client_workers=client_workers,
     )
@@ -125,6 +151,12 @@ def run_method(
             f"method '{spec['method']}' stage {this.name} declares {sorted(this.writes)} "
             f"but wrote {sorted(written)}"
         )
+    # where the run came from: the experiment (from the result layout), the code and the
+    # machine; metrics.json repeats the machine's part beside the numbers it shaped
+    run_config["provenance"] = {
+        "experiment": experiment_of(out),
+        **{k: metrics[k] for k in PROVENANCE_KEYS if k in metrics},
+    }
     write_results(
         out,
         metrics,

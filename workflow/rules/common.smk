@@ -23,6 +23,7 @@ from dfnas.errors import ConfigError, DfnasError
 from dfnas.federated.config import TrainConfig
 from dfnas.methods import METHODS
 from dfnas.methods.stages import CONTRACT_FILES, STAGE_FILES, stage_folder, stage_spec
+from dfnas.report import FIGURES
 
 try:
     for _file in workflow.configfiles:
@@ -244,7 +245,6 @@ def export_targets():
     ]
 
 
-FIGURES = ["accuracy_per_round", "accuracy_vs_compute", "resources", "personalized"]
 
 
 def run_figures():

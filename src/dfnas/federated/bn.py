@@ -1,4 +1,5 @@
-"""Federated BatchNorm re-estimation, offered to methods through ``ServerContext``.
+"""Federated BatchNorm re-estimation: the moments a client sends and how the server pools
+them (offered to methods by ``federated.context.ServerContext.recalibrate_bn``).
 
 A network whose architecture just changed (DFNAS's child, cut out of the supernet) carries
 running statistics accumulated over other paths. DSNAS resets and re-estimates them; here
@@ -16,16 +17,9 @@ child's derivation), not when it only serves a measurement (a search round's acc
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass
-from itertools import islice
-
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
-
-from dfnas.cost import forward_flops, tensor_bytes
-from dfnas.federated.data import DeviceData
 
 
 @torch.no_grad()
@@ -78,44 +72,3 @@ def set_bn_statistics(model: nn.Module, moments: dict[str, torch.Tensor]) -> Non
         module.running_mean.copy_(mean)
         module.running_var.copy_(var)
         module.num_batches_tracked.zero_()
-
-
-@dataclass
-class ServerContext:
-    """The server's handle on this round's clients, for work beyond aggregation."""
-
-    data: DeviceData
-    train_idx: list[torch.Tensor]
-    clients: list[int]
-    row: dict  # this round's history row: costs added here are accounted
-    batch_size: int
-
-    @torch.no_grad()
-    def recalibrate_bn(
-        self,
-        model: nn.Module,
-        in_shape: tuple[int, int, int],
-        max_batches: int | None = None,
-        account: bool = True,
-    ) -> None:
-        """Reset BN statistics to those of this round's clients' train data (at most
-        ``max_batches`` batches each), pooled exactly; ``account`` adds the work to the
-        round's costs."""
-        if not self.clients:
-            return
-        per_sample = forward_flops(model, in_shape) if account else 0
-        local = copy.deepcopy(model)
-        gen = torch.Generator().manual_seed(0)
-        total: dict[str, torch.Tensor] = {}
-        for k in self.clients:
-            batches = self.data.batches(self.train_idx[k], self.batch_size, gen, epochs=1)
-            taken = [x for x, _ in islice(batches, max_batches)]
-            moments = bn_moments(local, taken)
-            for key, value in moments.items():
-                total[key] = total[key] + value if key in total else value
-            if account:
-                self.row["train_flops"] += per_sample * sum(len(x) for x in taken)
-                self.row["bytes_up"] += tensor_bytes(moments)
-        if account:  # clients need the new network's weights before they can run it
-            self.row["bytes_down"] += tensor_bytes(model.state_dict()) * len(self.clients)
-        set_bn_statistics(model, total)

@@ -28,7 +28,7 @@ from torch import nn
 from dfnas.cost import Stopwatch, peak_memory_bytes
 from dfnas.cost.memory import TrainingMemory
 from dfnas.errors import DfnasError
-from dfnas.federated.config import LocalWork, StepContext
+from dfnas.federated.context import LocalWork, StepContext
 from dfnas.federated.data import DeviceData
 from dfnas.federated.precision import autocast_forward
 from dfnas.federated.sampling import client_seed

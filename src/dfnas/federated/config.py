@@ -9,43 +9,11 @@ cross-device (many clients, a few per round) are both just values here.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-import torch
-
 from dfnas.errors import ConfigError
-
-
-@dataclass
-class StepContext:
-    """What a local step may need beyond its batch."""
-
-    round: int
-    client: int
-    generator: torch.Generator  # seeded per (seed, round, client): sampling must use it
-    # what this client keeps between rounds (checkpointed); empty unless a method uses it
-    store: dict = field(default_factory=dict)
-    # endless batches from the client's local validation split, when a method asks for one
-    val: Iterator[tuple[torch.Tensor, torch.Tensor]] | None = None
-    # the server's state this client started the round from (FedProx's anchor); shared by
-    # every client of the round, so read it, never write it
-    global_state: dict[str, torch.Tensor] = field(default_factory=dict)
-    # how many local steps this client takes this round (known before it downloads)
-    steps: int = 0
-
-
-@dataclass(frozen=True)
-class LocalWork:
-    """What one round asks of every client it samples: the learning rate, and how much
-    local work at what batch size (``local_steps`` full batches, or else whole epochs)."""
-
-    lr: float
-    batch_size: int
-    local_epochs: int
-    local_steps: int | None
-
+from dfnas.federated.context import LocalWork
 
 # the TrainConfig keys a phase of a method (DFNAS's search, its child) may set for itself
 LOCAL_WORK_KEYS = ("local_epochs", "local_steps", "batch_size", "lr", "lr_min")

@@ -27,9 +27,9 @@ from torch import nn
 from dfnas.cost import Stopwatch, count_params, forward_flops, peak_memory_bytes, tensor_bytes
 from dfnas.data import ImageDataset
 from dfnas.errors import ConfigError
-from dfnas.federated.bn import ServerContext
 from dfnas.federated.checkpoint import load_checkpoint, save_checkpoint
 from dfnas.federated.clients import ClientReply, RoundJob, run_forked
+from dfnas.federated.context import ServerContext
 from dfnas.federated.data import DeviceData, index_tensor
 from dfnas.federated.evaluation import evaluate
 from dfnas.federated.personalize import personalize, summarize

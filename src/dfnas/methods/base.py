@@ -7,20 +7,31 @@ step and the end of a round. What a method asks of the workflow (its stages, han
 extra files and figures) it declares in ``stages`` and ``figures`` (``methods.stages``).
 Hooks, in the order the loop calls them::
 
-    build_model()                      the server's current network
+    check()                            refuse bad options at start (ConfigError)
+    build_model() / model_spec()       the server's current network, and its model.json
+    validation_fraction()              share of each client's data held out (FedNAS)
     local_work(round)                  learning rate, batch size and local epochs / steps
     begin_round(model, round)          per-round state of a network (DARTS's drop-path)
+    payload(model)                     what travels by default (every state_dict entry)
+    download(model, ctx)               what a client receives (``payload``)
     make_optimizer(model, lr, ctx)     a client's optimizer(s) for one round
     train_step(model, x, y, opt, ctx)  one local step; returns the loss (ctx.global_state:
-                                       the server's state the client started from)
+                                       the server's state the client started from);
+                                       ``clip(model)`` applies ``training.grad_clip``
     step_flops(model, batch_size)      training FLOPs of the step just taken
     end_client(model, opt, ctx)        keep client state between rounds, if any
-    download(model, ctx) / upload(net, ctx)  what a client receives and sends back (both
-                                       ``payload`` unless a method sends each client part)
+    upload(net, ctx)                   what a client sends back (``payload``)
     aggregator()                       how replies are combined (weighted mean)
     end_round(model, round, server)    server-side work after aggregation
     evaluation_model(model, server)    the network the round's test accuracy is of
+    stage_of(round)                    the history's stage label of a round
+    state_dict() / load_state_dict()   the ``server_state`` attributes a checkpoint keeps
     final_model(model)                 the deployable network and its model.json spec
+    extra_metrics() / extra_outputs()  what the run adds to metrics.json, and its own files
+
+Declarations, read by the workflow rather than the loop: ``Options`` (typed options),
+``default_model``, ``stages``, ``figures``, ``searches`` (a NAS method, exported by
+default) and ``device_options`` (the options a device budget becomes).
 
 From ``make_optimizer`` to ``upload`` the hooks are the client's: with ``client_workers``
 they run in a forked worker process, so what they write to ``self`` stays there. A client
@@ -39,8 +50,8 @@ from torch import nn
 from dfnas.cost import train_flops
 from dfnas.errors import ConfigError
 from dfnas.federated.aggregation import StreamingMean
-from dfnas.federated.bn import ServerContext
-from dfnas.federated.config import LocalWork, StepContext, TrainConfig
+from dfnas.federated.config import TrainConfig
+from dfnas.federated.context import LocalWork, ServerContext, StepContext
 from dfnas.methods.options import parse_options
 from dfnas.methods.stages import ONE_STAGE, RunFigure, Stage
 from dfnas.models import build_model, model_spec
@@ -61,14 +72,6 @@ class MethodSetup:
 @dataclass(frozen=True)
 class NoOptions:
     pass
-
-
-@dataclass
-class SearchOptimizers:
-    """A search method's client optimizers: one for the weights, one for alpha."""
-
-    weights: torch.optim.Optimizer
-    alpha: torch.optim.Optimizer
 
 
 class FedMethod:
@@ -221,14 +224,3 @@ class FedMethod:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for name in self.server_state:
             setattr(self, name, state[name])
-
-
-def decay_groups(params: list[tuple[str, nn.Parameter]], weight_decay: float) -> list[dict]:
-    """SGD parameter groups with no weight decay on BatchNorm parameters and biases (the
-    1-d tensors), as DSNAS trains: decaying a BN scale only fights the normalization."""
-    decay = [p for _, p in params if p.dim() > 1]
-    no_decay = [p for _, p in params if p.dim() <= 1]
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]

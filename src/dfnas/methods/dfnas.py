@@ -42,10 +42,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from dfnas.errors import ConfigError
-from dfnas.federated.bn import ServerContext
-from dfnas.federated.config import LocalWork, StepContext, cosine
+from dfnas.federated.config import cosine
+from dfnas.federated.context import LocalWork, ServerContext, StepContext
 from dfnas.io import read_json
-from dfnas.methods.base import FedMethod, MethodSetup, SearchOptimizers, decay_groups
+from dfnas.methods.base import FedMethod, MethodSetup
 from dfnas.methods.registry import METHODS
 from dfnas.methods.stages import RunFigure, Stage
 from dfnas.models import model_spec
@@ -54,6 +54,7 @@ from dfnas.models.shufflenet_blocks import OPS
 from dfnas.search.derive import Budget, derive_path
 from dfnas.search.dsnas import budget_gradient, dsnas_step, sample_path, score_gradient
 from dfnas.search.health import alpha_summary, search_warnings
+from dfnas.search.optimizers import SearchOptimizers, decay_groups
 from dfnas.search.supernet import CostTable, ShuffleSupernet, only_ops
 
 
@@ -108,7 +109,7 @@ class Dfnas(FedMethod):
         RunFigure(
             "architecture",
             source="architecture.json",
-            draw="dfnas.report.figures:architecture_evolution",
+            draw="dfnas.report.dfnas_architecture:architecture_evolution",
             caption="architecture.rst",
         ),
     )

@@ -21,14 +21,14 @@ from torch import nn
 
 from dfnas.cost.flops import flop_counter
 from dfnas.errors import ConfigError
-from dfnas.federated.bn import ServerContext
-from dfnas.federated.config import StepContext
-from dfnas.methods.base import FedMethod, MethodSetup, SearchOptimizers
+from dfnas.federated.context import ServerContext, StepContext
+from dfnas.methods.base import FedMethod, MethodSetup
 from dfnas.methods.registry import METHODS
 from dfnas.methods.stages import Stage
 from dfnas.models.darts_search import derive_genotype
 from dfnas.search.health import alpha_summary, search_warnings
 from dfnas.search.milenas import milenas_step, milenas_step_one_train_pass
+from dfnas.search.optimizers import SearchOptimizers
 
 
 @dataclass(frozen=True)
