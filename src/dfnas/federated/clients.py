@@ -17,10 +17,10 @@ import pickle
 import sys
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing import get_context
 from multiprocessing.connection import wait
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
@@ -28,13 +28,10 @@ from torch import nn
 from dfnas.cost import Stopwatch, peak_memory_bytes
 from dfnas.cost.memory import TrainingMemory
 from dfnas.errors import DfnasError
-from dfnas.federated.context import LocalWork, StepContext
+from dfnas.federated.context import LocalWork, Simulation, StepContext
 from dfnas.federated.data import DeviceData
 from dfnas.federated.precision import autocast_forward
 from dfnas.federated.sampling import client_seed
-
-if TYPE_CHECKING:  # methods build on the engine, never the other way round
-    from dfnas.methods.base import FedMethod
 
 
 @dataclass
@@ -58,45 +55,45 @@ class ClientReply:
 
 @dataclass
 class RoundJob:
-    method: FedMethod
+    sim: Simulation
     model: nn.Module  # the server's network (what clients download from)
     worker: nn.Module  # the network a client trains in (the server's state loaded)
-    data: DeviceData
-    train_idx: list[torch.Tensor]
-    val_idx: list[torch.Tensor] | None
     work: LocalWork
     global_state: dict[str, torch.Tensor]
     round: int
-    seed: int
-    device: torch.device
     client_store: dict[int, dict]
+    # each sampled client's context after its download, computed once by the parent; a
+    # forked worker inherits them (its copy of the generator continues where the download,
+    # which may have drawn the client's plan, left it)
+    contexts: dict[int, StepContext] = field(default_factory=dict)
 
     def context(self, k: int) -> StepContext:
         work = self.work
         return StepContext(
             round=self.round,
             client=k,
-            generator=torch.Generator().manual_seed(client_seed(self.seed, self.round, k)),
+            generator=torch.Generator().manual_seed(client_seed(self.sim.seed, self.round, k)),
             store=self.client_store.setdefault(k, {}),
             global_state=self.global_state,
             steps=DeviceData.count_batches(
-                len(self.train_idx[k]), work.batch_size, work.local_epochs, work.local_steps
+                len(self.sim.train_idx[k]), work.batch_size, work.local_epochs, work.local_steps
             ),
         )
 
-    def download(self, k: int) -> tuple[StepContext, dict[str, torch.Tensor]]:
-        """Client k's context and what it receives: the same for every client unless the
-        method sends each only what it will train (planned from the client's generator,
-        which its steps then continue)."""
-        ctx = self.context(k)
-        return ctx, self.method.download(self.model, ctx)
+    def download(self, k: int) -> dict[str, torch.Tensor]:
+        """What client k receives: the same for every client unless the method sends each
+        only what it will train (planned from the client's generator, which its steps then
+        continue). Its context is kept for its training."""
+        ctx = self.contexts[k] = self.context(k)
+        return self.sim.method.download(self.model, ctx)
 
     def client(self, k: int) -> ClientReply:
-        """Client k's whole round, download included (what a worker process runs)."""
-        return self.train(self.download(k)[0])
+        """Client k's round from its context (what a worker process runs)."""
+        return self.train(self.contexts[k])
 
     def train(self, ctx: StepContext) -> ClientReply:
-        method, work, worker, device = self.method, self.work, self.worker, self.device
+        sim, work, worker = self.sim, self.work, self.worker
+        method, device = sim.method, sim.device
         k = ctx.client
         gpu_before = 0
         clock = Stopwatch(device)
@@ -104,18 +101,18 @@ class RoundJob:
         with clock, autocast_forward(worker, method.train_cfg.precision):
             worker.load_state_dict(self.global_state)
             worker.train()
-            torch.manual_seed(client_seed(self.seed, self.round, k))
-            if self.val_idx is not None:
-                ctx.val = self.data.batches(
-                    self.val_idx[k], work.batch_size, ctx.generator, epochs=0, steps=10**9
+            torch.manual_seed(client_seed(sim.seed, self.round, k))
+            if sim.val_idx is not None:
+                ctx.val = sim.data.batches(
+                    sim.val_idx[k], work.batch_size, ctx.generator, epochs=0, steps=10**9
                 )
             opt = method.make_optimizer(worker, work.lr, ctx)
             if device.type == "cuda":
                 gpu_before = peak_memory_bytes(device)
                 torch.cuda.reset_peak_memory_stats(device)
             meter = TrainingMemory()
-            batches = self.data.batches(
-                self.train_idx[k],
+            batches = sim.data.batches(
+                sim.train_idx[k],
                 work.batch_size,
                 ctx.generator,
                 work.local_epochs,
@@ -134,7 +131,7 @@ class RoundJob:
         return ClientReply(
             client=k,
             upload=up,
-            weight=len(self.train_idx[k]),
+            weight=len(sim.train_idx[k]),
             losses=losses,
             samples=samples,
             flops=flops,

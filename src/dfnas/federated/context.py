@@ -1,15 +1,18 @@
-"""What the federated loop hands a method: the context of one client's local step
-(``StepContext``), the local work a round asks of each client (``LocalWork``), and the
-server's handle on a round's clients (``ServerContext``). The engine's side of the
+"""What the federated loop holds and hands a method: the run's fixed setting
+(``Simulation``, built once by ``run_federated`` and handed down instead of a dozen
+positional values), the context of one client's local step (``StepContext``), the local
+work a round asks of each client (``LocalWork``), and the server's handle on a round's
+clients (``ServerContext``). The engine's side of the
 protocol, named for what it holds; the method's side is ``methods.base.FedMethod``.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -17,6 +20,26 @@ from torch import nn
 from dfnas.cost import forward_flops, tensor_bytes
 from dfnas.federated.bn import bn_moments, set_bn_statistics
 from dfnas.federated.data import DeviceData
+
+if TYPE_CHECKING:  # methods build on the engine, never the other way round
+    from dfnas.methods.base import FedMethod
+    from dfnas.partition import ClientPartition
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """What stays fixed for a whole run, built once before the first round."""
+
+    method: FedMethod
+    data: DeviceData
+    partition: ClientPartition
+    train_idx: list[torch.Tensor]  # each client's train split, on the device
+    val_idx: list[torch.Tensor] | None  # and its local validation split, if asked for
+    per_round: int  # clients sampled per round
+    seed: int
+    device: torch.device
+    client_workers: int
+    log: Callable[[str], Any]
 
 
 @dataclass

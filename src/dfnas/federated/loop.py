@@ -29,7 +29,7 @@ from dfnas.data import ImageDataset
 from dfnas.errors import ConfigError
 from dfnas.federated.checkpoint import load_checkpoint, save_checkpoint
 from dfnas.federated.clients import ClientReply, RoundJob, run_forked
-from dfnas.federated.context import ServerContext
+from dfnas.federated.context import ServerContext, Simulation
 from dfnas.federated.data import DeviceData, index_tensor
 from dfnas.federated.evaluation import evaluate
 from dfnas.federated.personalize import personalize, summarize
@@ -140,7 +140,18 @@ def run_federated(
     channels_last = use_channels_last(cfg.channels_last, model, device, cfg.precision)
     data = DeviceData.from_dataset(dataset, device, cfg.augment, channels_last)
     train_idx, val_idx = _split_validation(partition, method.validation_fraction(), device)
-    per_round = cfg.per_round(partition.num_clients)
+    sim = Simulation(
+        method=method,
+        data=data,
+        partition=partition,
+        train_idx=train_idx,
+        val_idx=val_idx,
+        per_round=cfg.per_round(partition.num_clients),
+        seed=seed,
+        device=device,
+        client_workers=client_workers,
+        log=log,
+    )
 
     start, history = 0, []
     totals = dict.fromkeys(COST_KEYS, 0) | {"wall_seconds": 0.0}
@@ -160,20 +171,7 @@ def run_federated(
     for r in range(start, cfg.rounds):
         round_clock = Stopwatch(device)
         with round_clock:
-            row, model, worker, server = _run_round(
-                method,
-                model,
-                worker,
-                data,
-                train_idx,
-                val_idx,
-                per_round,
-                seed,
-                r,
-                device,
-                client_store,
-                client_workers,
-            )
+            row, model, worker, server = _run_round(sim, model, worker, r, client_store)
             if (r + 1) % cfg.eval_every == 0 or r == cfg.rounds - 1:
                 # measured outside the round's clock: evaluation is not the clients' work
                 target = method.evaluation_model(model, server)
@@ -201,19 +199,7 @@ def run_federated(
         if stop_after is not None and r + 1 >= stop_after:
             return None
 
-    return _finish(
-        method,
-        model,
-        data,
-        partition,
-        seed,
-        device,
-        history,
-        totals,
-        log,
-        personalize_final,
-        client_workers,
-    )
+    return _finish(sim, model, history, totals, personalize_final)
 
 
 def _place(model: nn.Module, device: torch.device, channels_last: bool) -> nn.Module:
@@ -222,46 +208,25 @@ def _place(model: nn.Module, device: torch.device, channels_last: bool) -> nn.Mo
 
 
 def _run_round(
-    method: FedMethod,
+    sim: Simulation,
     model: nn.Module,
     worker: nn.Module,
-    data: DeviceData,
-    train_idx: list[torch.Tensor],
-    val_idx: list[torch.Tensor] | None,
-    per_round: int,
-    seed: int,
     r: int,
-    device: torch.device,
     client_store: dict[int, dict],
-    workers: int,
 ) -> tuple[dict, nn.Module, nn.Module, ServerContext]:
+    method, seed, device, workers = sim.method, sim.seed, sim.device, sim.client_workers
     cfg = method.train_cfg
     work = method.local_work(r)
-    sampled = sample_clients(len(train_idx), per_round, seed, r)
+    sampled = sample_clients(len(sim.train_idx), sim.per_round, seed, r)
     replied = surviving_clients(sampled, cfg.dropout, seed, r)
     row = {"round": r, "stage": method.stage_of(r), "lr": work.lr}
     row |= {"clients_sampled": len(sampled), "clients_replied": len(replied)}
     row |= dict.fromkeys(COST_KEYS, 0)
     for net in (model, worker):
         method.begin_round(net, r)
-    job = RoundJob(
-        method,
-        model,
-        worker,
-        data,
-        train_idx,
-        val_idx,
-        work,
-        model.state_dict(),
-        r,
-        seed,
-        device,
-        client_store,
-    )
-    contexts = {}
+    job = RoundJob(sim, model, worker, work, model.state_dict(), r, client_store)
     for k in sampled:  # every sampled client downloads; a dropped one never replies
-        contexts[k], down = job.download(k)
-        row["bytes_down"] += tensor_bytes(down)
+        row["bytes_down"] += tensor_bytes(job.download(k))
     agg = method.aggregator()
     tally = RoundTally(row, device, r)
 
@@ -275,7 +240,7 @@ def _run_round(
         run_forked(job, replied, workers, threads, receive)
     else:
         for k in replied:
-            receive(job.train(contexts[k]))
+            receive(job.client(k))
     tally.close()
     # server-side randomness must not depend on which process trained the last client
     torch.manual_seed(server_seed(seed, r))
@@ -285,7 +250,7 @@ def _run_round(
             raise RuntimeError("payload holds keys the server model does not have")
         check_finite_state(new_state, r)
         model.load_state_dict(new_state, strict=False)
-    server = ServerContext(data, train_idx, replied, row, work.batch_size)
+    server = ServerContext(sim.data, sim.train_idx, replied, row, work.batch_size)
     new_model = method.end_round(model, r, server)
     if new_model is not model:
         model = _place(new_model, device, _is_channels_last(model))
@@ -321,18 +286,19 @@ def _is_channels_last(model: nn.Module) -> bool:
 
 
 def _finish(
-    method: FedMethod,
+    sim: Simulation,
     model: nn.Module,
-    data: DeviceData,
-    partition: ClientPartition,
-    seed: int,
-    device: torch.device,
     history: list[dict],
     totals: dict,
-    log: Any,
     personalize_final: bool,
-    client_workers: int,
 ) -> RunResult:
+    method, data, partition, seed, device = (
+        sim.method,
+        sim.data,
+        sim.partition,
+        sim.seed,
+        sim.device,
+    )
     cfg = method.train_cfg
     final, spec = method.final_model(model)
     final = _place(final, device, _is_channels_last(model))
@@ -367,13 +333,13 @@ def _finish(
         "device": str(device),
         "device_name": machine.get("gpu", machine["cpu"]),
         "threads": torch.get_num_threads(),
-        "client_workers": client_workers,
+        "client_workers": sim.client_workers,
         "channels_last": _is_channels_last(model),
         "precision": cfg.precision,
         **machine,
         **method.extra_metrics(),
     }
-    log(
+    sim.log(
         f"final: test accuracy {accuracy:.4f}, personalized "
         f"{metrics['personalized_accuracy_mean']:.4f} +- {metrics['personalized_accuracy_std']:.4f}"
     )
