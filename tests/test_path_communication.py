@@ -49,7 +49,7 @@ def test_a_client_gets_only_its_paths_and_returns_what_it_trained():
     net = method.build_model()
     ctx = StepContext(round=0, client=3, generator=torch.Generator().manual_seed(1), steps=2)
     down = method.download(net, ctx)
-    (path,) = {tuple(p) for p in method._plans[3]}  # one path, cycled over both steps
+    (path,) = {tuple(p) for p in ctx.plan["paths"]}  # one path, cycled over both steps
     full = method.payload(net)
     for i, op in enumerate(path):
         assert any(k.startswith(f"layers.{i}.ops.{op}.") for k in down)
@@ -72,9 +72,8 @@ def test_ops_no_client_trained_are_left_as_they_were(tmp_path):
         gen = torch.Generator().manual_seed(client_seed(0, 0, k))
         ctx = StepContext(round=0, client=k, generator=gen, steps=2)
         method.download(start, ctx)
-        for i, op in enumerate(method._plans.pop(k)[0]):
+        for i, op in enumerate(ctx.plan["paths"][0]):  # the plan lives in the client's context
             union[i].add(op)
-    method._received.clear()
     ckpt = tmp_path / "ckpt.pt"
     run_federated(method, ds, part, seed=0, device="cpu", checkpoint=ckpt, stop_after=1,
                   log=lambda *_: 0)  # fmt: skip

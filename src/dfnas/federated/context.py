@@ -58,6 +58,10 @@ class StepContext:
     global_state: dict[str, torch.Tensor] = field(default_factory=dict)
     # how many local steps this client takes this round (known before it downloads)
     steps: int = 0
+    # what a method works out for this client's round at download and its steps read back
+    # (DFNAS with path-only communication: the planned paths, the ops received); computed
+    # once, in the process that counts the bytes, and discarded after the round
+    plan: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -148,11 +148,7 @@ class Dfnas(FedMethod):
         self.expected_macs: list[float] = []
         self._costs: CostTable | None = None
         self._budgets: list[Budget] | None = None
-        self._last_path: list[int] = []
-        # path-only communication: each client's planned paths this round, and the ops
-        # per layer it received (and so trains and sends back)
-        self._plans: dict[int, list[list[int]]] = {}
-        self._received: dict[int, list[set[int]]] = {}
+        self._search, self._child = SearchPhase(self), ChildPhase(self)
 
     # -- networks ----------------------------------------------------------------------
     def supernet(self) -> ShuffleSupernet:
@@ -206,7 +202,12 @@ class Dfnas(FedMethod):
     def searching(self, round_: int) -> bool:
         return self.child_path is None and round_ >= self.options.warmup_rounds
 
-    # -- client side ---------------------------------------------------------------------
+    @property
+    def phase(self) -> SearchPhase | ChildPhase:
+        """The search until the child is derived (at the end of round search_rounds - 1),
+        then the child: chosen by where the run is, never by the network's type."""
+        return self._search if self.child_path is None else self._child
+
     def local_work(self, round_: int) -> LocalWork:
         s, rounds = self.search_rounds, self.train_cfg.rounds
         if round_ < s:
@@ -221,120 +222,37 @@ class Dfnas(FedMethod):
             return child.local_work(round_, lr=start)
         return child.local_work(round_, lr=cosine(start, child.lr_min, (round_ - s) / (rounds - s)))
 
-    def _sgd(self, named: list[tuple[str, nn.Parameter]], lr: float) -> torch.optim.SGD:
+    def sgd(self, named: list[tuple[str, nn.Parameter]], lr: float) -> torch.optim.SGD:
         cfg = self.train_cfg
         return torch.optim.SGD(decay_groups(named, cfg.weight_decay), lr=lr, momentum=cfg.momentum)
 
+    # -- the hooks, each the current phase's -------------------------------------------
     def make_optimizer(self, model: nn.Module, lr: float, ctx: StepContext) -> Any:
-        if not isinstance(model, ShuffleSupernet):
-            return self._sgd(list(model.named_parameters()), lr)
-        o = self.options
-        opts = SearchOptimizers(
-            self._sgd([(n, p) for n, p in model.named_parameters() if n != "alpha"], lr),
-            torch.optim.Adam([model.alpha], lr=o.alpha_lr, betas=tuple(o.alpha_betas)),
-        )
-        if o.client_state == "optimizer" and "weights" in ctx.store:
-            opts.weights.load_state_dict(ctx.store["weights"])
-            opts.alpha.load_state_dict(ctx.store["alpha"])
-            for group in opts.weights.param_groups:
-                group["lr"] = lr  # the schedule, not the stored lr
-        return opts
+        return self.phase.make_optimizer(model, lr, ctx)
 
     def train_step(self, model, x, y, optimizer, ctx: StepContext) -> torch.Tensor:
-        if not isinstance(model, ShuffleSupernet):
-            return super().train_step(model, x, y, optimizer, ctx)
-        plan = self._plans.get(ctx.client)
-        path = plan.pop(0) if plan else sample_path(model.alpha, ctx.generator, self.fixed)
-        self._last_path = path
-        search = self.searching(ctx.round)
-        optimizer.weights.zero_grad(set_to_none=True)
-        layers = [search and i not in self.fixed for i in range(model.num_layers)]
-        loss, dl_dz = dsnas_step(model, x, y, path, layers)
-        self.clip(model)
-        optimizer.weights.step()
-        if search:
-            grad = score_gradient(model.alpha, path, dl_dz)
-            for b in self.budgets(model):
-                grad += budget_gradient(
-                    model.alpha, b.op_costs, b.fixed, b.limit, self.options.cost_coef
-                )
-            model.alpha.grad = grad.to(model.alpha.dtype)
-            optimizer.alpha.step()
-            self._restore_fixed_rows(model)  # Adam's moments would still move them
-        return loss
-
-    @torch.no_grad()
-    def _restore_fixed_rows(self, model: ShuffleSupernet) -> None:
-        for i, row in self.fixed_rows.items():
-            model.alpha[i] = torch.tensor(row, dtype=model.alpha.dtype)
+        return self.phase.train_step(model, x, y, optimizer, ctx)
 
     def end_client(self, model: nn.Module, optimizer: Any, ctx: StepContext) -> None:
-        if isinstance(optimizer, SearchOptimizers) and self.options.client_state == "optimizer":
-            ctx.store["weights"] = optimizer.weights.state_dict()
-            ctx.store["alpha"] = optimizer.alpha.state_dict()
+        self.phase.end_client(model, optimizer, ctx)
 
     def step_flops(self, model: nn.Module, batch_size: int) -> int:
-        if isinstance(model, ShuffleSupernet):
-            return int(self.costs(model).train_flops(self._last_path) * batch_size)
-        return super().step_flops(model, batch_size)
+        return self.phase.step_flops(model, batch_size)
 
     def payload(self, model: nn.Module) -> dict[str, torch.Tensor]:
-        state = model.state_dict()
-        if not isinstance(model, ShuffleSupernet) or not self.fixed:
-            return state
-        # a fixed layer's other ops are pruned: they no longer travel
-        keep = [
-            {self.fixed[i]} if i in self.fixed else set(range(len(OPS)))
-            for i in range(model.num_layers)
-        ]
-        return only_ops(state, keep)
+        return self.phase.payload(model)
 
     def download(self, model: nn.Module, ctx: StepContext) -> dict[str, torch.Tensor]:
-        """Path-only communication: the client draws its round's paths first (from its
-        own generator, as its steps would) and receives only those ops, alpha and the
-        shared stem and head."""
-        self._plans.pop(ctx.client, None)
-        self._received.pop(ctx.client, None)
-        if self.options.communication != "paths" or not isinstance(model, ShuffleSupernet):
-            return self.payload(model)
-        n = ctx.steps if self.options.client_paths is None else self.options.client_paths
-        draws = [sample_path(model.alpha, ctx.generator, self.fixed) for _ in range(max(n, 1))]
-        plan = [draws[s % len(draws)] for s in range(ctx.steps)]
-        ops = [{path[i] for path in plan} for i in range(model.num_layers)]
-        self._plans[ctx.client], self._received[ctx.client] = plan, ops
-        return only_ops(self.payload(model), ops)
+        return self.phase.download(model, ctx)
 
     def upload(self, model: nn.Module, ctx: StepContext) -> dict[str, torch.Tensor]:
-        state = self.payload(model)
-        ops = self._received.pop(ctx.client, None)
-        return state if ops is None else only_ops(state, ops)
+        return self.phase.upload(model, ctx)
 
-    # -- server side ---------------------------------------------------------------------
     def end_round(self, model: nn.Module, round_: int, server: ServerContext) -> nn.Module:
-        if not isinstance(model, ShuffleSupernet):
-            return model
-        self._restore_fixed_rows(model)
-        probs = F.softmax(model.alpha.detach().double().cpu(), dim=-1)
-        self.alpha_history.append(probs.tolist())
-        self.search_losses.append(server.row["train_loss"])
-        server.row |= alpha_summary(probs)
-        table = self.costs(model)
-        self.expected_macs.append(float(table.fixed_macs + (probs * table.op_macs).sum()))
-        threshold = self.options.fix_threshold
-        if self.searching(round_) and threshold is not None:
-            top2 = probs.topk(2, dim=1).values
-            for i in range(model.num_layers):
-                if i not in self.fixed and top2[i, 0] - top2[i, 1] > threshold:
-                    self.fixed[i] = int(probs[i].argmax())
-                    self.fixed_rows[i] = model.alpha.detach()[i].tolist()
-                    self.fixed_round[i] = round_
-        if round_ < self.search_rounds - 1:
-            return model
-        path, self.repairs = self.derive(model)
-        self.child_path = path
-        child = model.child(path)
-        server.recalibrate_bn(child, self.setup.in_shape, self.options.bn_batches)
-        return child
+        return self.phase.end_round(model, round_, server)
+
+    def evaluation_model(self, model: nn.Module, server: ServerContext) -> nn.Module:
+        return self.phase.evaluation_model(model, server)
 
     def derive(self, model: ShuffleSupernet) -> tuple[list[int], list[dict]]:
         """The child path alpha gives now: argmax, fixed layers kept, fitted to budgets."""
@@ -343,15 +261,6 @@ class Dfnas(FedMethod):
             if not any(r["layer"] == i for r in repairs):
                 path[i] = op
         return path, repairs
-
-    def evaluation_model(self, model: nn.Module, server: ServerContext) -> nn.Module:
-        if not isinstance(model, ShuffleSupernet):
-            return model
-        # the supernet's running statistics mix every path's activations: read the child
-        # the search would derive now, with statistics of its own (not counted as cost)
-        child = model.child(self.derive(model)[0])
-        server.recalibrate_bn(child, self.setup.in_shape, self.options.bn_batches, account=False)
-        return child
 
     def stage_of(self, round_: int) -> str:
         return "search" if round_ < self.search_rounds else "train"
@@ -407,6 +316,160 @@ class Dfnas(FedMethod):
             "budgets": arch["budgets"],
             "device_type": self.options.device_type,
         }
+
+
+class ChildPhase:
+    """Rounds [search_rounds, rounds): FedAvg on the derived child, which keeps the
+    supernet's weights of its ops (DSNAS's weight decay groups kept)."""
+
+    def __init__(self, method: Dfnas) -> None:
+        self.m = method
+
+    def make_optimizer(self, model: nn.Module, lr: float, ctx: StepContext) -> Any:
+        return self.m.sgd(list(model.named_parameters()), lr)
+
+    def train_step(self, model, x, y, optimizer, ctx: StepContext) -> torch.Tensor:
+        return FedMethod.train_step(self.m, model, x, y, optimizer, ctx)
+
+    def end_client(self, model: nn.Module, optimizer: Any, ctx: StepContext) -> None:
+        pass
+
+    def step_flops(self, model: nn.Module, batch_size: int) -> int:
+        return FedMethod.step_flops(self.m, model, batch_size)
+
+    def payload(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        return model.state_dict()
+
+    def download(self, model: nn.Module, ctx: StepContext) -> dict[str, torch.Tensor]:
+        return self.payload(model)
+
+    def upload(self, model: nn.Module, ctx: StepContext) -> dict[str, torch.Tensor]:
+        return self.payload(model)
+
+    def end_round(self, model: nn.Module, round_: int, server: ServerContext) -> nn.Module:
+        return model
+
+    def evaluation_model(self, model: nn.Module, server: ServerContext) -> nn.Module:
+        return model
+
+
+class SearchPhase:
+    """Rounds [0, search_rounds): DSNAS steps on the supernet (one sampled path a step,
+    weights and alpha from one loss), layers fixed as they commit, and at the end of the
+    last search round the child derived, its BN statistics re-estimated by the clients."""
+
+    def __init__(self, method: Dfnas) -> None:
+        self.m = method
+        self.last_path: list[int] = []  # the path of this process's last step (its FLOPs)
+
+    def make_optimizer(self, model: ShuffleSupernet, lr: float, ctx: StepContext) -> Any:
+        o = self.m.options
+        opts = SearchOptimizers(
+            self.m.sgd([(n, p) for n, p in model.named_parameters() if n != "alpha"], lr),
+            torch.optim.Adam([model.alpha], lr=o.alpha_lr, betas=tuple(o.alpha_betas)),
+        )
+        if o.client_state == "optimizer" and "weights" in ctx.store:
+            opts.weights.load_state_dict(ctx.store["weights"])
+            opts.alpha.load_state_dict(ctx.store["alpha"])
+            for group in opts.weights.param_groups:
+                group["lr"] = lr  # the schedule, not the stored lr
+        return opts
+
+    def train_step(self, model: ShuffleSupernet, x, y, optimizer, ctx: StepContext) -> torch.Tensor:
+        m = self.m
+        plan = ctx.plan.get("paths")
+        path = plan.pop(0) if plan else sample_path(model.alpha, ctx.generator, m.fixed)
+        self.last_path = path
+        search = m.searching(ctx.round)
+        optimizer.weights.zero_grad(set_to_none=True)
+        layers = [search and i not in m.fixed for i in range(model.num_layers)]
+        loss, dl_dz = dsnas_step(model, x, y, path, layers)
+        m.clip(model)
+        optimizer.weights.step()
+        if search:
+            grad = score_gradient(model.alpha, path, dl_dz)
+            for b in m.budgets(model):
+                grad += budget_gradient(
+                    model.alpha, b.op_costs, b.fixed, b.limit, m.options.cost_coef
+                )
+            model.alpha.grad = grad.to(model.alpha.dtype)
+            optimizer.alpha.step()
+            self.restore_fixed_rows(model)  # Adam's moments would still move them
+        return loss
+
+    @torch.no_grad()
+    def restore_fixed_rows(self, model: ShuffleSupernet) -> None:
+        for i, row in self.m.fixed_rows.items():
+            model.alpha[i] = torch.tensor(row, dtype=model.alpha.dtype)
+
+    def end_client(self, model: nn.Module, optimizer: Any, ctx: StepContext) -> None:
+        if self.m.options.client_state == "optimizer":
+            ctx.store["weights"] = optimizer.weights.state_dict()
+            ctx.store["alpha"] = optimizer.alpha.state_dict()
+
+    def step_flops(self, model: ShuffleSupernet, batch_size: int) -> int:
+        return int(self.m.costs(model).train_flops(self.last_path) * batch_size)
+
+    def payload(self, model: ShuffleSupernet) -> dict[str, torch.Tensor]:
+        state = model.state_dict()
+        fixed = self.m.fixed
+        if not fixed:
+            return state
+        # a fixed layer's other ops are pruned: they no longer travel
+        keep = [{fixed[i]} if i in fixed else set(range(len(OPS))) for i in range(model.num_layers)]
+        return only_ops(state, keep)
+
+    def download(self, model: ShuffleSupernet, ctx: StepContext) -> dict[str, torch.Tensor]:
+        """Path-only communication: the client draws its round's paths first (from its
+        own generator, as its steps would) and receives only those ops, alpha and the
+        shared stem and head."""
+        o = self.m.options
+        if o.communication != "paths":
+            return self.payload(model)
+        n = ctx.steps if o.client_paths is None else o.client_paths
+        draws = [sample_path(model.alpha, ctx.generator, self.m.fixed) for _ in range(max(n, 1))]
+        plan = [draws[s % len(draws)] for s in range(ctx.steps)]
+        ops = [{path[i] for path in plan} for i in range(model.num_layers)]
+        ctx.plan["paths"], ctx.plan["received"] = plan, ops
+        return only_ops(self.payload(model), ops)
+
+    def upload(self, model: ShuffleSupernet, ctx: StepContext) -> dict[str, torch.Tensor]:
+        state = self.payload(model)
+        ops = ctx.plan.get("received")
+        return state if ops is None else only_ops(state, ops)
+
+    def end_round(self, model: ShuffleSupernet, round_: int, server: ServerContext) -> nn.Module:
+        m = self.m
+        self.restore_fixed_rows(model)
+        probs = F.softmax(model.alpha.detach().double().cpu(), dim=-1)
+        m.alpha_history.append(probs.tolist())
+        m.search_losses.append(server.row["train_loss"])
+        server.row |= alpha_summary(probs)
+        table = m.costs(model)
+        m.expected_macs.append(float(table.fixed_macs + (probs * table.op_macs).sum()))
+        threshold = m.options.fix_threshold
+        if m.searching(round_) and threshold is not None:
+            top2 = probs.topk(2, dim=1).values
+            for i in range(model.num_layers):
+                if i not in m.fixed and top2[i, 0] - top2[i, 1] > threshold:
+                    m.fixed[i] = int(probs[i].argmax())
+                    m.fixed_rows[i] = model.alpha.detach()[i].tolist()
+                    m.fixed_round[i] = round_
+        if round_ < m.search_rounds - 1:
+            return model
+        path, m.repairs = m.derive(model)
+        m.child_path = path
+        child = model.child(path)
+        server.recalibrate_bn(child, m.setup.in_shape, m.options.bn_batches)
+        return child
+
+    def evaluation_model(self, model: ShuffleSupernet, server: ServerContext) -> nn.Module:
+        # the supernet's running statistics mix every path's activations: read the child
+        # the search would derive now, with statistics of its own (not counted as cost)
+        m = self.m
+        child = model.child(m.derive(model)[0])
+        server.recalibrate_bn(child, m.setup.in_shape, m.options.bn_batches, account=False)
+        return child
 
 
 def load_latency(path: str | None, net: ShuffleSupernet) -> tuple[torch.Tensor, float]:
