@@ -124,10 +124,14 @@ def comparison(
     )
     for col, (key, scale) in COSTS.items():
         table[col] = g[key].mean() * scale
-    table["onnx_kB"] = g["onnx_bytes"].mean() / 1e3
-    table["latency_ms"] = g["latency_ms"].mean()
-    # share of seeds whose exported child met its latency budget, measured (nan: none set)
-    table["latency_budget_met"] = g["meets_latency_budget"].mean()
+    # the exported artifact (absent for runs not exported, or a frame built by hand)
+    for col, key, scale in (
+        ("onnx_kB", "onnx_bytes", 1e-3),
+        ("latency_ms", "latency_ms", 1.0),
+        # share of seeds whose exported child met its latency budget (nan: none set)
+        ("latency_budget_met", "meets_latency_budget", 1.0),
+    ):
+        table[col] = g[key].mean() * scale if key in runs else np.nan
     table["budget_TFLOPs"] = matched["budget_flops"].first() * 1e-12
     table["acc_at_budget"] = matched["accuracy_at_budget"].mean()
     table["acc_at_budget_std"] = matched["accuracy_at_budget"].std(ddof=0)
