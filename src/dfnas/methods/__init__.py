@@ -16,8 +16,8 @@ from dfnas.methods.base import FedMethod, MethodSetup, StepContext
 from dfnas.methods.registry import METHODS
 from dfnas.methods.stages import RunFigure, Stage
 
-# modules that define the machinery, not a method
-_NOT_METHODS = {"base", "options", "registry", "stages"}
+# modules that define the machinery, not a method (dfnas_phases: DFNAS's two phases)
+_NOT_METHODS = {"base", "options", "registry", "stages", "dfnas_phases"}
 
 
 def _discover() -> None:

@@ -38,7 +38,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from dfnas.errors import ConfigError
@@ -46,16 +45,16 @@ from dfnas.federated.config import cosine
 from dfnas.federated.context import LocalWork, ServerContext, StepContext
 from dfnas.io import read_json
 from dfnas.methods.base import FedMethod, MethodSetup
+from dfnas.methods.dfnas_phases import ChildPhase, SearchPhase
 from dfnas.methods.registry import METHODS
 from dfnas.methods.stages import RunFigure, Stage
 from dfnas.models import model_spec
 from dfnas.models.shufflenet import ShuffleNetV2
 from dfnas.models.shufflenet_blocks import OPS
 from dfnas.search.derive import Budget, derive_path
-from dfnas.search.dsnas import budget_gradient, dsnas_step, sample_path, score_gradient
 from dfnas.search.health import alpha_summary, search_warnings
-from dfnas.search.optimizers import SearchOptimizers, decay_groups
-from dfnas.search.supernet import CostTable, ShuffleSupernet, only_ops
+from dfnas.search.optimizers import decay_groups
+from dfnas.search.supernet import CostTable, ShuffleSupernet
 
 
 @dataclass(frozen=True)
@@ -316,160 +315,6 @@ class Dfnas(FedMethod):
             "budgets": arch["budgets"],
             "device_type": self.options.device_type,
         }
-
-
-class ChildPhase:
-    """Rounds [search_rounds, rounds): FedAvg on the derived child, which keeps the
-    supernet's weights of its ops (DSNAS's weight decay groups kept)."""
-
-    def __init__(self, method: Dfnas) -> None:
-        self.m = method
-
-    def make_optimizer(self, model: nn.Module, lr: float, ctx: StepContext) -> Any:
-        return self.m.sgd(list(model.named_parameters()), lr)
-
-    def train_step(self, model, x, y, optimizer, ctx: StepContext) -> torch.Tensor:
-        return FedMethod.train_step(self.m, model, x, y, optimizer, ctx)
-
-    def end_client(self, model: nn.Module, optimizer: Any, ctx: StepContext) -> None:
-        pass
-
-    def step_flops(self, model: nn.Module, batch_size: int) -> int:
-        return FedMethod.step_flops(self.m, model, batch_size)
-
-    def payload(self, model: nn.Module) -> dict[str, torch.Tensor]:
-        return model.state_dict()
-
-    def download(self, model: nn.Module, ctx: StepContext) -> dict[str, torch.Tensor]:
-        return self.payload(model)
-
-    def upload(self, model: nn.Module, ctx: StepContext) -> dict[str, torch.Tensor]:
-        return self.payload(model)
-
-    def end_round(self, model: nn.Module, round_: int, server: ServerContext) -> nn.Module:
-        return model
-
-    def evaluation_model(self, model: nn.Module, server: ServerContext) -> nn.Module:
-        return model
-
-
-class SearchPhase:
-    """Rounds [0, search_rounds): DSNAS steps on the supernet (one sampled path a step,
-    weights and alpha from one loss), layers fixed as they commit, and at the end of the
-    last search round the child derived, its BN statistics re-estimated by the clients."""
-
-    def __init__(self, method: Dfnas) -> None:
-        self.m = method
-        self.last_path: list[int] = []  # the path of this process's last step (its FLOPs)
-
-    def make_optimizer(self, model: ShuffleSupernet, lr: float, ctx: StepContext) -> Any:
-        o = self.m.options
-        opts = SearchOptimizers(
-            self.m.sgd([(n, p) for n, p in model.named_parameters() if n != "alpha"], lr),
-            torch.optim.Adam([model.alpha], lr=o.alpha_lr, betas=tuple(o.alpha_betas)),
-        )
-        if o.client_state == "optimizer" and "weights" in ctx.store:
-            opts.weights.load_state_dict(ctx.store["weights"])
-            opts.alpha.load_state_dict(ctx.store["alpha"])
-            for group in opts.weights.param_groups:
-                group["lr"] = lr  # the schedule, not the stored lr
-        return opts
-
-    def train_step(self, model: ShuffleSupernet, x, y, optimizer, ctx: StepContext) -> torch.Tensor:
-        m = self.m
-        plan = ctx.plan.get("paths")
-        path = plan.pop(0) if plan else sample_path(model.alpha, ctx.generator, m.fixed)
-        self.last_path = path
-        search = m.searching(ctx.round)
-        optimizer.weights.zero_grad(set_to_none=True)
-        layers = [search and i not in m.fixed for i in range(model.num_layers)]
-        loss, dl_dz = dsnas_step(model, x, y, path, layers)
-        m.clip(model)
-        optimizer.weights.step()
-        if search:
-            grad = score_gradient(model.alpha, path, dl_dz)
-            for b in m.budgets(model):
-                grad += budget_gradient(
-                    model.alpha, b.op_costs, b.fixed, b.limit, m.options.cost_coef
-                )
-            model.alpha.grad = grad.to(model.alpha.dtype)
-            optimizer.alpha.step()
-            self.restore_fixed_rows(model)  # Adam's moments would still move them
-        return loss
-
-    @torch.no_grad()
-    def restore_fixed_rows(self, model: ShuffleSupernet) -> None:
-        for i, row in self.m.fixed_rows.items():
-            model.alpha[i] = torch.tensor(row, dtype=model.alpha.dtype)
-
-    def end_client(self, model: nn.Module, optimizer: Any, ctx: StepContext) -> None:
-        if self.m.options.client_state == "optimizer":
-            ctx.store["weights"] = optimizer.weights.state_dict()
-            ctx.store["alpha"] = optimizer.alpha.state_dict()
-
-    def step_flops(self, model: ShuffleSupernet, batch_size: int) -> int:
-        return int(self.m.costs(model).train_flops(self.last_path) * batch_size)
-
-    def payload(self, model: ShuffleSupernet) -> dict[str, torch.Tensor]:
-        state = model.state_dict()
-        fixed = self.m.fixed
-        if not fixed:
-            return state
-        # a fixed layer's other ops are pruned: they no longer travel
-        keep = [{fixed[i]} if i in fixed else set(range(len(OPS))) for i in range(model.num_layers)]
-        return only_ops(state, keep)
-
-    def download(self, model: ShuffleSupernet, ctx: StepContext) -> dict[str, torch.Tensor]:
-        """Path-only communication: the client draws its round's paths first (from its
-        own generator, as its steps would) and receives only those ops, alpha and the
-        shared stem and head."""
-        o = self.m.options
-        if o.communication != "paths":
-            return self.payload(model)
-        n = ctx.steps if o.client_paths is None else o.client_paths
-        draws = [sample_path(model.alpha, ctx.generator, self.m.fixed) for _ in range(max(n, 1))]
-        plan = [draws[s % len(draws)] for s in range(ctx.steps)]
-        ops = [{path[i] for path in plan} for i in range(model.num_layers)]
-        ctx.plan["paths"], ctx.plan["received"] = plan, ops
-        return only_ops(self.payload(model), ops)
-
-    def upload(self, model: ShuffleSupernet, ctx: StepContext) -> dict[str, torch.Tensor]:
-        state = self.payload(model)
-        ops = ctx.plan.get("received")
-        return state if ops is None else only_ops(state, ops)
-
-    def end_round(self, model: ShuffleSupernet, round_: int, server: ServerContext) -> nn.Module:
-        m = self.m
-        self.restore_fixed_rows(model)
-        probs = F.softmax(model.alpha.detach().double().cpu(), dim=-1)
-        m.alpha_history.append(probs.tolist())
-        m.search_losses.append(server.row["train_loss"])
-        server.row |= alpha_summary(probs)
-        table = m.costs(model)
-        m.expected_macs.append(float(table.fixed_macs + (probs * table.op_macs).sum()))
-        threshold = m.options.fix_threshold
-        if m.searching(round_) and threshold is not None:
-            top2 = probs.topk(2, dim=1).values
-            for i in range(model.num_layers):
-                if i not in m.fixed and top2[i, 0] - top2[i, 1] > threshold:
-                    m.fixed[i] = int(probs[i].argmax())
-                    m.fixed_rows[i] = model.alpha.detach()[i].tolist()
-                    m.fixed_round[i] = round_
-        if round_ < m.search_rounds - 1:
-            return model
-        path, m.repairs = m.derive(model)
-        m.child_path = path
-        child = model.child(path)
-        server.recalibrate_bn(child, m.setup.in_shape, m.options.bn_batches)
-        return child
-
-    def evaluation_model(self, model: ShuffleSupernet, server: ServerContext) -> nn.Module:
-        # the supernet's running statistics mix every path's activations: read the child
-        # the search would derive now, with statistics of its own (not counted as cost)
-        m = self.m
-        child = model.child(m.derive(model)[0])
-        server.recalibrate_bn(child, m.setup.in_shape, m.options.bn_batches, account=False)
-        return child
 
 
 def load_latency(path: str | None, net: ShuffleSupernet) -> tuple[torch.Tensor, float]:
