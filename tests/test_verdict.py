@@ -36,6 +36,7 @@ def _row(run, seed, acc, method, flops=1.0, stages=1, budget=None):
         comm_bytes=flops,
         stages_count=stages,
         within_budget=budget,
+        search_warnings="",
     )
 
 
@@ -96,6 +97,13 @@ def test_controls_of_the_space_and_structure_rows():
     assert v["searched child beats the mean of 3 random networks of its space"] == UNCLEAR
     assert v["no retraining: one stage, the child keeps the search's weights"] == HOLDS
     assert v["device budget honoured"] == "not tested here"
+
+
+def test_a_flagged_search_fails_the_precondition():
+    runs = _runs([0.6] * 3, [0.5] * 3)
+    runs.loc[(runs["run"] == "fednas") & (runs["seed"] == 1), "search_warnings"] = "alpha uniform"
+    v = _verdicts(runs)
+    assert v["precondition: every search left chance and moved its alpha"] == FAILS
 
 
 def test_device_budget_row_reads_every_budgeted_run_of_the_method():

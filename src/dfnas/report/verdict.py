@@ -150,6 +150,26 @@ def _cost_row(
     }
 
 
+def _health_row(block: pd.DataFrame, runs: list[str]) -> dict:
+    """Whether both searches searched (report.collect's flag: not near chance, alpha not
+    uniform); without it the accuracy rows compare unsearched draws."""
+    rows = block[block["run"].isin(runs)]
+    flagged = rows[rows["search_warnings"].fillna("") != ""]
+    return {
+        "claim": "precondition: every search left chance and moved its alpha",
+        "short": "searches healthy",
+        "claimant": f"{len(rows) - len(flagged)} of {len(rows)} searches healthy",
+        "against": "-",
+        "paired difference": "-",
+        "per seed": "; ".join(
+            f"{r.run} seed {r.seed}: {r.search_warnings}" for r in flagged.itertuples()
+        ),
+        "verdict": HOLDS if flagged.empty else FAILS,
+        "kind": "structure",
+        "values": np.array([]),
+    }
+
+
 def verdict_table(runs: pd.DataFrame, spec: VerdictSpec) -> list[pd.DataFrame]:
     """One table per dataset x partition: a row per claim. ``runs`` is
     ``report.collect.load_runs``'s frame (one row per run and seed)."""
@@ -159,7 +179,8 @@ def verdict_table(runs: pd.DataFrame, spec: VerdictSpec) -> list[pd.DataFrame]:
         if spec.claimant not in present or spec.baseline not in present:
             continue
         acc = {r: _per_seed(block, r, "accuracy") for r in present}
-        rows = [
+        rows = [_health_row(block, [spec.claimant, spec.baseline])]
+        rows += [
             _accuracy_row(
                 f"accuracy at least {spec.baseline}'s",
                 acc[spec.claimant],
