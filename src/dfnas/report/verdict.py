@@ -124,6 +124,7 @@ def _accuracy_row(claim: str, a: pd.Series, b: pd.Series, a_name: str, b_name: s
         "verdict": difference_verdict(lo, hi, d.size),
         "kind": "accuracy",
         "values": d * 100,
+        "interval": (100 * mean, 100 * lo, 100 * hi),  # the figure draws what the row says
     }
 
 
@@ -342,7 +343,7 @@ def verdict_figure(tables: list[pd.DataFrame], stem: Path) -> None:
             vals = np.asarray(r.values, dtype=float)
             ax.scatter(vals, [i] * len(vals), color=colour.get(r.verdict, "k"), zorder=3)
             if kind == "accuracy" and len(vals) > 1:
-                _, mean, lo, hi = paired(pd.Series(vals), pd.Series(np.zeros(len(vals))))
+                mean, lo, hi = r.interval
                 ax.errorbar(
                     mean,
                     i,
