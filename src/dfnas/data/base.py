@@ -8,7 +8,6 @@ hard-coded per model.
 from __future__ import annotations
 
 import hashlib
-import json
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from dfnas.errors import DatasetError
-from dfnas.io import atomic_path
+from dfnas.io import atomic_path, read_json
 
 
 @dataclass(frozen=True)
@@ -116,7 +115,7 @@ def verify_cache(path: str | Path) -> None:
     if not path.exists() or not info.exists():
         return
     try:
-        expected = json.loads(info.read_text()).get("sha256")
+        expected = read_json(info).get("sha256")
     except ValueError:
         raise DatasetError(f"{info}: not readable JSON; {REBUILD}") from None
     if expected is not None and file_sha256(path) != expected:
