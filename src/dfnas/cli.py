@@ -93,6 +93,30 @@ def run(args: argparse.Namespace) -> None:
 
 
 @command
+def flower_prepare(args: argparse.Namespace) -> None:
+    """Cut each client's shard and write the run config for the Flower app (flower/)."""
+    from dfnas.deploy.shards import write_shards
+
+    shards = write_shards(args.data, args.partition, args.shards)
+    values = {
+        "spec": json.dumps(args.spec, sort_keys=True),
+        "data": str(Path(args.data).resolve()),
+        "partition": str(Path(args.partition).resolve()),
+        "seed": args.seed,
+        "out": str(Path(args.out).resolve()),
+        "name": args.name or args.spec["method"],
+        "threads": args.threads,
+    }
+    config = Path(args.shards) / f"{values['name']}.run_config.toml"
+    # TOML's basic strings take JSON's escapes: json.dumps writes a valid TOML value
+    config.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items()))
+    print(f"{len(shards)} client shards and {config} written; start one SuperNode per client:")
+    node = f"partition-id=K shard=\"{shards[0].parent}/clientK.npz\""
+    print(f"  flower-supernode --node-config '{node}' --superlink <address> ...")
+    print(f"then: flwr run flower <superlink connection> --run-config {config}")
+
+
+@command
 def latency(args: argparse.Namespace) -> None:
     """Measure each candidate block's latency on this machine (a device budget's table)."""
     import torch
@@ -255,6 +279,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stage", default=None, help="the method's stage to run (default: first)")
     p.add_argument("--prior", default=None, help="folder the stage before this one wrote")
     p.add_argument("--out", required=True, help="output folder")
+
+    p = sub.add_parser("flower-prepare", help=flower_prepare.__doc__)
+    p.add_argument("--spec", type=_json_arg, required=True, help="run spec (JSON)")
+    p.add_argument("--name", default=None, help="run name (config key)")
+    p.add_argument("--data", required=True, help="data.npz written by the dataset stage")
+    p.add_argument("--partition", required=True, help="partition.json")
+    p.add_argument("--seed", type=int, required=True, help="training seed")
+    p.add_argument("--threads", type=int, default=0, help="torch threads, server and clients")
+    p.add_argument("--out", required=True, help="the run's result folder (on the server)")
+    p.add_argument(
+        "--shards", required=True, help="folder for client<k>.npz and <name>.run_config.toml"
+    )
 
     p = sub.add_parser("latency", help=latency.__doc__)
     p.add_argument("--data", required=True, help="data.npz (gives the input shape)")

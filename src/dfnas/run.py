@@ -23,10 +23,12 @@ import torch
 from dfnas.data import load_cached
 from dfnas.errors import ConfigError
 from dfnas.federated.checkpoint import fingerprint, remove_checkpoint
+from dfnas.federated.clients import ClientRunner
 from dfnas.federated.config import TrainConfig
 from dfnas.federated.loop import run_federated
 from dfnas.io import read_json
-from dfnas.methods import METHODS, MethodSetup
+from dfnas.methods import METHODS, FedMethod, MethodSetup
+from dfnas.methods.stages import Stage
 from dfnas.partition.stage import read_partition
 from dfnas.results import combine_stages, write_results
 
@@ -60,6 +62,30 @@ def experiment_of(out: Path) -> str | None:
     return None
 
 
+def build_method(
+    spec: dict[str, Any],
+    stage: Stage,
+    in_shape: tuple[int, int, int],
+    num_classes: int,
+    prior: str | Path | None = None,
+) -> FedMethod:
+    """The method object of one stage of a run, as the server and (deployed) every client
+    build it: the run's spec, the dataset's shape, and the hand-offs of the stage before."""
+    method_cls = METHODS.get(stage.method or spec["method"])
+    model_args = dict(spec.get("model_args", {}))
+    for key, file in stage.receives.items():
+        model_args[key] = read_json(Path(prior) / file)
+    setup = MethodSetup(
+        model=spec.get("model", method_cls.default_model),
+        model_args=model_args,
+        in_shape=in_shape,
+        num_classes=num_classes,
+        train=TrainConfig.from_dict(spec.get("training", {})),
+        options=dict(spec.get("options", {})),
+    )
+    return method_cls(setup)
+
+
 def run_method(
     spec: dict[str, Any],
     data: str | Path,
@@ -72,9 +98,11 @@ def run_method(
     device: str = "auto",
     threads: int | None = None,
     client_workers: int = 1,
+    clients: ClientRunner | None = None,
 ) -> dict[str, Any]:
     """Run stage ``stage`` (default: the method's first) and write its result contract
-    into ``out_dir``; returns its metrics."""
+    into ``out_dir``; returns its metrics. ``clients``: where clients train, when not in
+    this process (``federated.loop.run_federated``)."""
     name = name or spec["method"]
     unknown = sorted(set(spec) - SPEC_KEYS)
     if unknown:
@@ -98,19 +126,8 @@ def run_method(
     out = Path(out_dir)
     ds = load_cached(data)
     part = read_partition(partition)
-    method_cls = METHODS.get(this.method or spec["method"])
-    model_args = dict(spec.get("model_args", {}))
-    for key, file in this.receives.items():
-        model_args[key] = read_json(Path(prior) / file)
-    setup = MethodSetup(
-        model=spec.get("model", method_cls.default_model),
-        model_args=model_args,
-        in_shape=ds.in_shape,
-        num_classes=ds.num_classes,
-        train=TrainConfig.from_dict(spec.get("training", {})),
-        options=dict(spec.get("options", {})),
-    )
-    method = method_cls(setup)
+    method = build_method(spec, this, ds.in_shape, ds.num_classes, prior)
+    setup = method.setup
     checksum = part.checksum()
     run_config = {
         "name": name,
@@ -132,6 +149,7 @@ def run_method(
         fingerprint=fingerprint(run_config),  # provenance below is not part of it
         personalize_final=index == len(stages) - 1,
         client_workers=client_workers,
+        clients=clients,
     )
     assert result is not None
     metrics = {

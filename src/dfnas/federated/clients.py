@@ -66,6 +66,9 @@ class RoundJob:
     # forked worker inherits them (its copy of the generator continues where the download,
     # which may have drawn the client's plan, left it)
     contexts: dict[int, StepContext] = field(default_factory=dict)
+    # what each sampled client was sent (references into the server's state, no copies):
+    # a runner that reaches clients over a network sends exactly this
+    sent: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
 
     def context(self, k: int) -> StepContext:
         work = self.work
@@ -85,7 +88,8 @@ class RoundJob:
         only what it will train (planned from the client's generator, which its steps then
         continue). Its context is kept for its training."""
         ctx = self.contexts[k] = self.context(k)
-        return self.sim.method.download(self.model, ctx)
+        self.sent[k] = self.sim.method.download(self.model, ctx)
+        return self.sent[k]
 
     def client(self, k: int) -> ClientReply:
         """Client k's round from its context (what a worker process runs)."""
@@ -142,6 +146,35 @@ class RoundJob:
             gpu_peak_before=gpu_before,
             gpu_peak=peak_memory_bytes(device) if device.type == "cuda" else 0,
         )
+
+
+# Where a round's clients train: given the round's job, the clients that reply (in sampled
+# order) and the server's ``receive``, a runner trains each client and hands its reply to
+# ``receive`` in that order. ``in_process`` and ``forked`` run here; a deployment runner
+# (``dfnas.deploy.flower``) sends each client its ``job.sent[k]`` and context over the
+# network instead. The result is the runner's to keep identical, not the loop's.
+ClientRunner = Callable[[RoundJob, list[int], Callable[[ClientReply], None]], None]
+
+
+def in_process(job: RoundJob, clients: list[int], receive: Callable[[ClientReply], None]) -> None:
+    """Every client one after another in this process, on the job's worker network."""
+    for k in clients:
+        receive(job.client(k))
+
+
+def local_runner(workers: int) -> ClientRunner:
+    """In this process, or shared among ``workers`` forked processes, each with its share
+    of this process's threads (one client alone trains here)."""
+    if workers <= 1:
+        return in_process
+
+    def forked(job: RoundJob, clients: list[int], receive: Callable[[ClientReply], None]) -> None:
+        if len(clients) <= 1:
+            return in_process(job, clients, receive)
+        threads = max(1, torch.get_num_threads() // workers)
+        return run_forked(job, clients, workers, threads, receive)
+
+    return forked
 
 
 class ClientWorkerError(DfnasError):

@@ -40,6 +40,9 @@ class Simulation:
     device: torch.device
     client_workers: int
     log: Callable[[str], Any]
+    # where a round's clients train (``federated.clients.ClientRunner``): in this process,
+    # in forked workers, or on a deployment's nodes
+    clients: Callable[..., None]
 
 
 @dataclass

@@ -33,16 +33,37 @@ class DeviceData:
     def from_dataset(
         cls, ds: ImageDataset, device: torch.device, augment: str, channels_last: bool
     ) -> DeviceData:
-        mean = torch.tensor(ds.mean, dtype=torch.float32).view(1, -1, 1, 1)
-        std = torch.tensor(ds.std, dtype=torch.float32).view(1, -1, 1, 1)
-        c, h, _ = ds.in_shape
+        return cls.from_arrays(
+            (ds.x_train, ds.y_train),
+            (ds.x_test, ds.y_test),
+            (ds.mean, ds.std),
+            device,
+            augment,
+            channels_last,
+        )
+
+    @classmethod
+    def from_arrays(
+        cls,
+        train: tuple[np.ndarray, np.ndarray],
+        test: tuple[np.ndarray, np.ndarray],
+        norm: tuple[tuple[float, ...], tuple[float, ...]],
+        device: torch.device,
+        augment: str,
+        channels_last: bool,
+    ) -> DeviceData:
+        """From uint8 images and labels: a whole dataset, or one deployed client's own
+        train images alone (``dfnas.deploy.flower``, with an empty test split)."""
+        mean = torch.tensor(norm[0], dtype=torch.float32).view(1, -1, 1, 1)
+        std = torch.tensor(norm[1], dtype=torch.float32).view(1, -1, 1, 1)
+        _, c, h, _ = train[0].shape
         if augment == "auto":  # crop + flip suits natural RGB images, not digits or letters
             augment = "flip_crop" if c == 3 and h >= 24 else "none"
         return cls(
-            x_train=torch.from_numpy(ds.x_train).to(device),
-            y_train=torch.from_numpy(ds.y_train).to(device),
-            x_test=torch.from_numpy(ds.x_test).to(device),
-            y_test=torch.from_numpy(ds.y_test).to(device),
+            x_train=torch.from_numpy(train[0]).to(device),
+            y_train=torch.from_numpy(train[1]).to(device),
+            x_test=torch.from_numpy(test[0]).to(device),
+            y_test=torch.from_numpy(test[1]).to(device),
             scale=(1.0 / (255.0 * std)).to(device),
             shift=(mean / std).to(device),
             augment=augment == "flip_crop",
@@ -116,6 +137,19 @@ def _flip_crop(xb: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Te
         crop = padded[i, :, dy : dy + h, dx : dx + w]
         out[i] = crop.flip(-1) if flip else crop
     return out
+
+
+def split_validation(
+    client: int, indices: np.ndarray, fraction: float
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """A client's train indices, and the local validation split carved from them when a
+    method asks for one (FedNAS). The split depends only on the client and its indices,
+    not the seed, so a deployed client draws the same one from its own data."""
+    if fraction <= 0:
+        return np.asarray(indices), None
+    perm = np.random.default_rng([client, 7]).permutation(indices)
+    n_val = min(max(1, round(fraction * len(perm))), len(perm) - 1)
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
 def index_tensor(indices: np.ndarray, device: torch.device) -> torch.Tensor:

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -28,9 +27,9 @@ from dfnas.cost import Stopwatch, count_params, forward_flops, peak_memory_bytes
 from dfnas.data import ImageDataset
 from dfnas.errors import ConfigError
 from dfnas.federated.checkpoint import load_checkpoint, save_checkpoint
-from dfnas.federated.clients import ClientReply, RoundJob, run_forked
+from dfnas.federated.clients import ClientReply, ClientRunner, RoundJob, local_runner
 from dfnas.federated.context import ServerContext, Simulation
-from dfnas.federated.data import DeviceData, index_tensor
+from dfnas.federated.data import DeviceData, index_tensor, split_validation
 from dfnas.federated.evaluation import evaluate
 from dfnas.federated.personalize import personalize, summarize
 from dfnas.federated.precision import check_precision
@@ -117,6 +116,7 @@ def run_federated(
     log: Any = print,
     personalize_final: bool = True,
     client_workers: int = 1,
+    clients: ClientRunner | None = None,
 ) -> RunResult | None:
     """Run every round (resuming from ``checkpoint`` if it holds this run) and return the
     final model, history and metrics. ``stop_after=r`` returns None once round r (1-based)
@@ -124,7 +124,8 @@ def run_federated(
     final model is a deliverable worth personalized evaluation (a search stage's supernet,
     rebuilt and trained by the next stage, is not). ``client_workers`` > 1 trains a
     round's clients in that many forked processes, sharing this process's threads; the
-    result is the same as one after another at the same threads per client."""
+    result is the same as one after another at the same threads per client. ``clients``
+    replaces where clients train (a deployment's nodes, ``dfnas.deploy.flower``)."""
     cfg = method.train_cfg
     device = resolve_device(str(device))
     if client_workers < 1:
@@ -151,6 +152,7 @@ def run_federated(
         device=device,
         client_workers=client_workers,
         log=log,
+        clients=clients or local_runner(client_workers),
     )
 
     start, history = 0, []
@@ -164,7 +166,7 @@ def run_federated(
         start, history, totals = state["round"] + 1, state["history"], state["totals"]
         client_store = state["client_store"]
         log(f"resuming after round {start} from {checkpoint}")
-    model = _place(model, device, channels_last)
+    model = place(model, device, channels_last)
     worker = copy.deepcopy(model)
     progress = _Progress(cfg.rounds, start, log)
 
@@ -202,7 +204,9 @@ def run_federated(
     return _finish(sim, model, history, totals, personalize_final)
 
 
-def _place(model: nn.Module, device: torch.device, channels_last: bool) -> nn.Module:
+def place(model: nn.Module, device: torch.device, channels_last: bool) -> nn.Module:
+    """On the device, in the layout the run trains in (a deployed client places its own
+    network the same way)."""
     model = model.to(device)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
@@ -214,7 +218,7 @@ def _run_round(
     r: int,
     client_store: dict[int, dict],
 ) -> tuple[dict, nn.Module, nn.Module, ServerContext]:
-    method, seed, device, workers = sim.method, sim.seed, sim.device, sim.client_workers
+    method, seed, device = sim.method, sim.seed, sim.device
     cfg = method.train_cfg
     work = method.local_work(r)
     sampled = sample_clients(len(sim.train_idx), sim.per_round, seed, r)
@@ -235,12 +239,7 @@ def _run_round(
         agg.add(reply.upload, reply.weight)  # copies: a reply may alias the worker network
         tally.add(reply)
 
-    if workers > 1 and len(replied) > 1:
-        threads = max(1, torch.get_num_threads() // workers)
-        run_forked(job, replied, workers, threads, receive)
-    else:
-        for k in replied:
-            receive(job.client(k))
+    sim.clients(job, replied, receive)
     tally.close()
     # server-side randomness must not depend on which process trained the last client
     torch.manual_seed(server_seed(seed, r))
@@ -253,7 +252,7 @@ def _run_round(
     server = ServerContext(sim.data, sim.train_idx, replied, row, work.batch_size)
     new_model = method.end_round(model, r, server)
     if new_model is not model:
-        model = _place(new_model, device, _is_channels_last(model))
+        model = place(new_model, device, _is_channels_last(model))
         worker = copy.deepcopy(model)
     return row, model, worker, server
 
@@ -261,17 +260,13 @@ def _run_round(
 def _split_validation(
     partition: ClientPartition, fraction: float, device: torch.device
 ) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
-    """Client train indices, and a local validation split carved from them when a method
-    asks for one (FedNAS). The split depends only on the partition, not the seed."""
+    """Every client's train indices, and its local validation split when a method asks
+    for one (FedNAS): ``federated.data.split_validation`` per client."""
+    splits = [split_validation(k, idx, fraction) for k, idx in enumerate(partition.train)]
+    train = [index_tensor(t, device) for t, _ in splits]
     if fraction <= 0:
-        return [index_tensor(t, device) for t in partition.train], None
-    train, val = [], []
-    for k, idx in enumerate(partition.train):
-        perm = np.random.default_rng([k, 7]).permutation(idx)
-        n_val = min(max(1, round(fraction * len(perm))), len(perm) - 1)
-        val.append(index_tensor(np.sort(perm[:n_val]), device))
-        train.append(index_tensor(np.sort(perm[n_val:]), device))
-    return train, val
+        return train, None
+    return train, [index_tensor(v, device) for _, v in splits]
 
 
 def _is_channels_last(model: nn.Module) -> bool:
@@ -301,7 +296,7 @@ def _finish(
     )
     cfg = method.train_cfg
     final, spec = method.final_model(model)
-    final = _place(final, device, _is_channels_last(model))
+    final = place(final, device, _is_channels_last(model))
     accuracy, loss = evaluate(final, data, cfg.eval_batch_size)
     machine = machine_info(device)
     clock = Stopwatch(device)

@@ -12,6 +12,7 @@ both alpha tensors, and the train stage builds the genotype actually found.
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -42,6 +43,12 @@ class FednasOptions:
     # MiLeNAS's order (alpha steps, then a fresh train pass at the new alpha for the
     # weights), or both gradients from one train pass (2 passes a step instead of 3)
     step_order: Literal["alpha_then_weights", "one_train_pass"] = "alpha_then_weights"
+
+
+# FLOPs per sample of one search step, by network and step: counting takes seconds (a
+# dispatch hook on every op of three passes) and depends on nothing a run changes, so a
+# process counts each network once
+_STEP_FLOPS: dict[str, int] = {}
 
 
 @METHODS.register("fednas")
@@ -117,17 +124,26 @@ class Fednas(FedMethod):
             self.options.grad_clip,
         )
 
+    def begin_round(self, model: nn.Module, round_: int) -> None:
+        super().begin_round(model, round_)
+        # counted here, in the server's process, so forked client workers inherit the count
+        # instead of each counting again every round
+        self.step_flops(model, 0)
+
     def step_flops(self, model: nn.Module, batch_size: int) -> int:
         """FLOPs of one whole search step (MiLeNAS: all three passes), counted on a copy."""
         if self._flops_per_sample is None:
-            probe = copy.deepcopy(model).train()
-            opts = self.make_optimizer(probe, 0.0, None)
-            gen = torch.Generator().manual_seed(0)
-            x = torch.randn(2, *self.setup.in_shape, generator=gen).to(probe.alpha_device())
-            y = torch.zeros(2, dtype=torch.long, device=x.device)
-            with flop_counter() as counter:
-                self.search_step(probe, x, y, x, y, opts)
-            self._flops_per_sample = counter.get_total_flops() // 2
+            key = json.dumps([self.model_spec(), repr(self.options)], sort_keys=True)
+            if key not in _STEP_FLOPS:
+                probe = copy.deepcopy(model).train()
+                opts = self.make_optimizer(probe, 0.0, None)
+                gen = torch.Generator().manual_seed(0)
+                x = torch.randn(2, *self.setup.in_shape, generator=gen).to(probe.alpha_device())
+                y = torch.zeros(2, dtype=torch.long, device=x.device)
+                with flop_counter() as counter:
+                    self.search_step(probe, x, y, x, y, opts)
+                _STEP_FLOPS[key] = counter.get_total_flops() // 2
+            self._flops_per_sample = _STEP_FLOPS[key]
         return self._flops_per_sample * batch_size
 
     def end_round(self, model: nn.Module, round_: int, server: ServerContext) -> nn.Module:
