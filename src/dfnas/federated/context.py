@@ -3,7 +3,7 @@
 positional values), the context of one client's local step (``StepContext``), the local
 work a round asks of each client (``LocalWork``), and the server's handle on a round's
 clients (``ServerContext``). The engine's side of the
-protocol, named for what it holds; the method's side is ``methods.base.FedMethod``.
+protocol, named for what it holds; the method's side is ``federated.protocol``.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from dfnas.cost import forward_flops, tensor_bytes
 from dfnas.federated.bn import bn_moments, set_bn_statistics
 from dfnas.federated.data import DeviceData
 
-if TYPE_CHECKING:  # methods build on the engine, never the other way round
-    from dfnas.methods.base import FedMethod
+if TYPE_CHECKING:  # the engine's contract with methods, which build on it (never the reverse)
+    from dfnas.federated.protocol import FederatedMethod
     from dfnas.partition import ClientPartition
 
 
@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # methods build on the engine, never the other way round
 class Simulation:
     """What stays fixed for a whole run, built once before the first round."""
 
-    method: FedMethod
+    method: FederatedMethod
     data: DeviceData
     partition: ClientPartition
     train_idx: list[torch.Tensor]  # each client's train split, on the device

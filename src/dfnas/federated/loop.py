@@ -9,7 +9,7 @@ Simulated clients run one after another in this process on one reusable worker n
 (``load_state_dict`` into it instead of a deepcopy per client), or, with
 ``client_workers``, shared among forked worker processes (``federated.clients``). The
 loop never looks at a method's name: everything method-specific goes through the hooks
-of ``FedMethod``.
+of the method (``federated.protocol``).
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ from dfnas.federated.sampling import sample_clients, server_seed, surviving_clie
 from dfnas.machine import machine_info
 from dfnas.partition import ClientPartition
 
-if TYPE_CHECKING:  # methods build on the engine, never the other way round
-    from dfnas.methods.base import FedMethod
+if TYPE_CHECKING:  # the engine's contract with methods, which build on it (never the reverse)
+    from dfnas.federated.protocol import FederatedMethod
 
 COST_KEYS = ("bytes_down", "bytes_up", "train_flops", "client_seconds", "client_cpu_seconds")
 
@@ -105,7 +105,7 @@ class _Progress:
 
 
 def run_federated(
-    method: FedMethod,
+    method: FederatedMethod,
     dataset: ImageDataset,
     partition: ClientPartition,
     seed: int,

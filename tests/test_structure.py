@@ -1,0 +1,89 @@
+"""The engine's shape, checked: the federated engine imports nothing from the methods
+built on it (not even for type hints), every registered method satisfies the engine's
+protocol, no module in src/ is over 400 lines, and the package has no import cycle."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from dfnas.federated.protocol import ClientSide, ServerSide
+from dfnas.methods import METHODS
+from dfnas.methods.base import FedMethod
+
+SRC = Path(__file__).resolve().parent.parent / "src" / "dfnas"
+
+
+def _module(path: Path) -> str:
+    rel = path.relative_to(SRC.parent).with_suffix("")
+    parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+    return ".".join(parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every dfnas module a file imports, at top level or inside TYPE_CHECKING/functions."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("dfnas"):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("dfnas")}
+    return found
+
+
+FILES = sorted(SRC.rglob("*.py"))
+MODULES = {_module(p) for p in FILES}
+
+
+def test_the_engine_imports_nothing_from_the_methods():
+    for path in (SRC / "federated").glob("*.py"):
+        upward = {m for m in _imports(path) if m.startswith("dfnas.methods")}
+        assert not upward, f"{path.name} imports {sorted(upward)}"
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_every_method_speaks_the_engine_protocol(name):
+    method = METHODS.get(name)
+    assert issubclass(method, FedMethod)
+    for side in (ClientSide, ServerSide):
+        hooks = [n for n, v in vars(side).items() if callable(v) and not n.startswith("_")]
+        assert hooks
+        missing = [h for h in hooks if not callable(getattr(method, h, None))]
+        assert not missing, f"{name} lacks {missing}"
+
+
+def test_no_module_is_over_400_lines():
+    long = {_module(p): n for p in FILES if (n := len(p.read_text().splitlines())) > 400}
+    assert not long, long
+
+
+def test_no_import_cycle_at_module_level():
+    """Top-level imports only (a function's late import cannot make a cycle at import)."""
+    graph = {}
+    for path in FILES:
+        deps = set()
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("dfnas"):
+                deps.add(node.module)
+            elif isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names if a.name.startswith("dfnas")}
+        me = _module(path)
+        # importing one's own package (or its parent) is how a package's modules meet
+        graph[me] = {d for d in deps if d in MODULES and not me.startswith(d + ".") and d != me}
+    done, stack = set(), []
+
+    def visit(m: str) -> None:
+        if m in stack:
+            raise AssertionError("import cycle: " + " -> ".join([*stack[stack.index(m):], m]))
+        if m in done:
+            return
+        stack.append(m)
+        for d in sorted(graph.get(m, ())):
+            visit(d)
+        stack.pop()
+        done.add(m)
+
+    for m in sorted(graph):
+        visit(m)
