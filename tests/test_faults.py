@@ -48,9 +48,13 @@ def _assert_same_end(a, b) -> None:
             assert ra[key] == rb[key] or (ra[key] != ra[key] and rb[key] != rb[key]), key
 
 
+# FedNAS at 3 channels only: its tiny search takes ~30 s a case, its search network runs
+# channels_last only from 3 channels on, and its 1-channel resume is the kill -9 case's
+CASES = [(n, c) for n in METHODS.names() for c in (1, 3) if (n, c) != ("fednas", 1)]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("channels", [1, 3])
-@pytest.mark.parametrize("name", METHODS.names())
+@pytest.mark.parametrize(("name", "channels"), CASES)
 def test_killed_run_of_every_method_resumes_bitwise(tmp_path, name, channels):
     ds = tiny_dataset(channels=channels)
     full = _run(ds, name)

@@ -64,8 +64,8 @@ def _run(name: str, precision: str):
     method = small_method(
         ds,
         name,
-        rounds=3,
-        local_steps=2,
+        rounds=3,  # DFNAS's small search takes 2: its child trains in the third
+        local_steps=1,
         batch_size=8,
         personalize_epochs=1,
         precision=precision,
