@@ -16,8 +16,9 @@ real deployment would ask of the clients (README, "Running on real machines").
 
 Run config (``flwr run --run-config FILE``; ``dfnas flower-prepare`` writes one):
 ``spec`` (the run's spec as JSON), ``data`` and ``partition`` (the server's copies),
-``seed``, ``out``, ``name``, ``threads`` (0: torch's default) and ``node_wait`` (seconds to
-wait for every client's SuperNode to connect).
+``seed``, ``out``, ``name``, ``threads`` (0: torch's default), ``node_wait`` (seconds to
+wait for every client's SuperNode to connect) and ``round_timeout`` (seconds a round waits
+for its replies before the run stops, naming the first client missing).
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ def main(grid: Grid, context: Context) -> None:
     rc = context.run_config
     part = read_partition(str(rc["partition"]))
     nodes = discover(grid, part.num_clients, float(rc.get("node_wait", 120)))
-    runner = FlowerClients(grid, nodes)
+    runner = FlowerClients(grid, nodes, float(rc.get("round_timeout", 3600)))
     metrics = run_method(
         json.loads(str(rc["spec"])),
         data=str(rc["data"]),
