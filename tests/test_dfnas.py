@@ -246,7 +246,7 @@ def test_bad_options_are_config_errors():
     ds = tiny_dataset()
     with pytest.raises(ConfigError, match="search_rounds"):
         _tiny_method(ds, search_rounds=9)
-    with pytest.raises(ConfigError, match="latency_table"):
+    with pytest.raises(ConfigError, match="budget_latency_ms: a latency budget needs a latency"):
         _tiny_method(ds, budget_latency_ms=1.0)
     with pytest.raises(ConfigError, match="options.colour: unknown option"):
         _tiny_method(ds, colour=1)

@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> None:
         device=args.device,
         threads=args.threads,
         client_workers=args.client_workers,
+        inputs={"latency_table": args.latency_table} if args.latency_table else None,
     )
     print(
         f"{m['run']} ({m['stage']}): accuracy {m['accuracy']:.4f}, "
@@ -276,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="processes that train a round's clients at once, sharing the threads (CPU)",
     )
+    p.add_argument(
+        "--latency-table", default=None, help="a latency budget's table (dfnas latency)"
+    )
     p.add_argument("--stage", default=None, help="the method's stage to run (default: first)")
     p.add_argument("--prior", default=None, help="folder the stage before this one wrote")
     p.add_argument("--out", required=True, help="output folder")
@@ -304,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--reference",
         default=None,
-        help="run the cost ratios divide by (absent or empty: the first DFNAS run)",
+        help="run the cost ratios divide by (absent or empty: the first one-stage search run)",
     )
     p.add_argument(
         "--arch-groups",

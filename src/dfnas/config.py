@@ -117,14 +117,11 @@ def _fill_defaults(instance: Any, node: dict, root: dict) -> None:
                 _fill_defaults(value, extra, root)
 
 
-LATENCY_TABLE = "results/{experiment}/latency/{dataset}/{run}.json"
-
-
 def expand_device_runs(config: dict) -> dict:
     """Turn a run that lists ``devices`` into one run per device type, named
-    ``<run>-<device>``, whose options carry that device's budget. A latency budget points
-    the run at the latency table measured for its search space (``LATENCY_TABLE``, with
-    ``{dataset}`` filled in per job)."""
+    ``<run>-<device>``, whose options carry that device's budget, and whose ``space``
+    names the run it came from: the search space whose latency table the workflow measures
+    once for all its device types (when the method declares it reads one)."""
     from dfnas.methods import METHODS  # heavy imports only once the schema passed
 
     devices = config.get("devices", {})
@@ -141,15 +138,14 @@ def expand_device_runs(config: dict) -> dict:
                 method = METHODS.get(run["method"])
             except ConfigError as exc:
                 raise ConfigError(f"runs.{name}.method: {exc}") from None
-            table = LATENCY_TABLE.replace("{run}", name)
             try:
-                budget = method.device_options(device, devices[device], table)
+                budget = method.device_options(device, devices[device])
             except ConfigError as exc:
                 raise ConfigError(f"runs.{name}.devices: {exc}") from None
             options = dict(run.get("options", {})) | budget
             expanded = {k: v for k, v in run.items() if k != "devices"}
             _add_generated(runs, config, f"runs.{name}.devices", f"'{device}'", f"{name}-{device}",
-                           expanded | {"options": options})  # fmt: skip
+                           expanded | {"options": options, "space": name})  # fmt: skip
     return {**config, "runs": runs}
 
 

@@ -140,7 +140,9 @@ def _check_stage(
             f"{where}.model: unknown model '{model}'; known: {', '.join(MODELS.names())}"
         )
     _check_model_args(where, model, spec["model_args"])
-    options = dict(spec["options"])  # a latency table is measured later: check() skips it
+    options = dict(spec["options"])
+    # the files the method reads are made by the workflow later: named here, not read
+    inputs = {name: "" for name in method_cls.input_files(options)}
     try:
         cfg = TrainConfig.from_dict(spec["training"])
     except ConfigError as exc:
@@ -148,7 +150,7 @@ def _check_stage(
     for dname, shape in shapes.items():
         try:
             method = method_cls(
-                MethodSetup(model, dict(spec["model_args"]), shape, 10, cfg, options)
+                MethodSetup(model, dict(spec["model_args"]), shape, 10, cfg, options, inputs)
             )
         except ConfigError as exc:
             raise ConfigError(f"{where}.{exc}") from None

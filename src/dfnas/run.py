@@ -68,6 +68,7 @@ def build_method(
     in_shape: tuple[int, int, int],
     num_classes: int,
     prior: str | Path | None = None,
+    inputs: dict[str, str] | None = None,
 ) -> FedMethod:
     """The method object of one stage of a run, as the server and (deployed) every client
     build it: the run's spec, the dataset's shape, and the hand-offs of the stage before."""
@@ -82,6 +83,7 @@ def build_method(
         num_classes=num_classes,
         train=TrainConfig.from_dict(spec.get("training", {})),
         options=dict(spec.get("options", {})),
+        inputs=dict(inputs or {}),
     )
     return method_cls(setup)
 
@@ -99,10 +101,12 @@ def run_method(
     threads: int | None = None,
     client_workers: int = 1,
     clients: ClientRunner | None = None,
+    inputs: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Run stage ``stage`` (default: the method's first) and write its result contract
     into ``out_dir``; returns its metrics. ``clients``: where clients train, when not in
-    this process (``federated.loop.run_federated``)."""
+    this process (``federated.loop.run_federated``); ``inputs``: the files the method
+declares it reads (``FedMethod.input_files``), by name."""
     name = name or spec["method"]
     unknown = sorted(set(spec) - SPEC_KEYS)
     if unknown:
@@ -126,7 +130,7 @@ def run_method(
     out = Path(out_dir)
     ds = load_cached(data)
     part = read_partition(partition)
-    method = build_method(spec, this, ds.in_shape, ds.num_classes, prior)
+    method = build_method(spec, this, ds.in_shape, ds.num_classes, prior, inputs)
     setup = method.setup
     checksum = part.checksum()
     run_config = {

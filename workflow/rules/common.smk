@@ -141,11 +141,7 @@ def stage_params(stages, index):
 
     def spec(wildcards):
         run = config["runs"][wildcards.run]
-        out = stage_spec(run, stages, index, config["training"])
-        if "latency_table" in out["options"]:
-            table = latency_table(wildcards)
-            out["options"] = dict(out["options"], latency_table=table[0])
-        return json.dumps(out, sort_keys=True)
+        return json.dumps(stage_spec(run, stages, index, config["training"]), sort_keys=True)
 
     return spec
 
@@ -189,17 +185,28 @@ def prior_inputs(stages, index):
 
 
 def latency_table(wildcards):
-    """The latency table a run's device budget needs, or nothing."""
-    table = config["runs"][wildcards.run].get("options", {}).get("latency_table")
-    return [table.format(experiment=EXPERIMENT, dataset=wildcards.dataset)] if table else []
+    """The latency table of the run's search space, if its method declares it reads one
+    (``FedMethod.input_files``): measured once per space and dataset, on the machine that
+    trains; a run expanded per device type shares its space's (``space``)."""
+    run = config["runs"][wildcards.run]
+    if "latency_table" not in METHODS.get(run["method"]).input_files(run.get("options", {})):
+        return []
+    space = run.get("space", wildcards.run)
+    return [f"results/{EXPERIMENT}/latency/{wildcards.dataset}/{space}.json"]
+
+
+def input_files_arg(wildcards, input):
+    """The shell's arguments for the files a run's method reads (dfnas run --latency-table)."""
+    tables = [input.latency] if isinstance(input.latency, str) else list(input.latency)
+    return f"--latency-table {shlex.quote(tables[0])}" if tables else ""
 
 
 def space_args(wildcards):
-    """model_args of the first device run expanded from base run ``wildcards.space``."""
+    """model_args of the search space ``wildcards.space``: its runs' (each device type's)."""
     for name, run in config["runs"].items():
-        if name.startswith(f"{wildcards.space}-"):
+        if run.get("space", name) == wildcards.space:
             return json.dumps(run.get("model_args", {}), sort_keys=True)
-    raise ValueError(f"no device runs expanded from '{wildcards.space}'")
+    raise ValueError(f"no run of search space '{wildcards.space}'")
 
 
 def partition_json(wildcards):

@@ -32,6 +32,7 @@ for _method in METHODS.names():
                     else ""
                 ),
                 device=config["device"],
+                inputs=input_files_arg,
                 out=lambda w, output: os.path.dirname(output.metrics_json),
             threads: config["threads_per_run"]
             resources:
@@ -50,7 +51,8 @@ for _method in METHODS.names():
                 "python -m dfnas run --name {wildcards.run} --stage {params.stage} {params.prior}"
                 " --spec {params.spec:q} --data {input.data} --partition {input.partition}"
                 " --seed {wildcards.seed} --device {params.device} --threads {threads}"
-                " --client-workers {resources.client_workers} --out {params.out} > {log} 2>&1"
+                " --client-workers {resources.client_workers} {params.inputs}"
+                " --out {params.out} > {log} 2>&1"
 
 
 rule latency_table:

@@ -31,7 +31,8 @@ Hooks, in the order the loop calls them::
 
 Declarations, read by the workflow rather than the loop: ``Options`` (typed options),
 ``default_model``, ``stages``, ``figures``, ``searches`` (a NAS method, exported by
-default) and ``device_options`` (the options a device budget becomes).
+default), ``device_options`` (the options a device budget becomes) and ``input_files``
+(the files, such as a latency table, that the workflow makes and passes by path).
 
 From ``make_optimizer`` to ``upload`` the hooks are the client's: with ``client_workers``
 they run in a forked worker process, so what they write to ``self`` stays there. A client
@@ -67,6 +68,9 @@ class MethodSetup:
     num_classes: int
     train: TrainConfig
     options: dict[str, Any] = field(default_factory=dict)
+    # files made for this run by the workflow and passed by path, under the names the
+    # method declares in ``input_files`` (DFNAS: ``latency_table``)
+    inputs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -93,12 +97,19 @@ class FedMethod:
         self._flops_per_sample: int | None = None
 
     @classmethod
-    def device_options(cls, device: str, budget: dict[str, float], latency_table: str) -> dict:
+    def device_options(cls, device: str, budget: dict[str, float]) -> dict:
         """The options that make a run search for one device type (a run that lists
         ``devices`` becomes one run per type): ``budget`` is the config's entry for it
-        (``macs``, ``latency_ms``), ``latency_table`` where the workflow measures the
-        search space's op latencies. A method that does not search per device says so."""
+        (``macs``, ``latency_ms``). A method that does not search per device says so."""
         raise ConfigError("this method does not search per device type")
+
+    @classmethod
+    def input_files(cls, options: dict[str, Any]) -> tuple[str, ...]:
+        """The files a run with these options reads beyond its data: the workflow makes
+        each (``latency_table``: the ``latency_table`` rule, on the machine that trains)
+        and passes its path (``MethodSetup.inputs``; by hand, ``dfnas run
+        --latency-table``), so no option holds a path."""
+        return ()
 
     # -- the server's network -------------------------------------------------------
     def check(self) -> None:

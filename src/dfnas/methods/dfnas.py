@@ -74,8 +74,8 @@ class DfnasOptions:
     fix_threshold: float | None = 0.3  # DSNAS's early fixing; null disables it
     bn_batches: int | None = 8  # BN re-estimation: batches per client (null: all data)
     budget_macs: float | None = None  # device budget: MACs per inference
-    budget_latency_ms: float | None = None  # device budget: latency from a table
-    latency_table: str | None = None  # JSON written by `dfnas latency`
+    # device budget: latency from the table the workflow measures (``input_files``)
+    budget_latency_ms: float | None = None
     cost_coef: float = 1.0
     client_state: Literal["none", "optimizer"] = "none"
     # what a search round sends each client: the whole supernet, or only the ops of the
@@ -126,8 +126,11 @@ class Dfnas(FedMethod):
             raise ConfigError(f"options.search_rounds: expected 1..{rounds} (the rounds)")
         if not 0 <= o.warmup_rounds < self.search_rounds:
             raise ConfigError("options.warmup_rounds: must be below search_rounds")
-        if o.budget_latency_ms is not None and not o.latency_table:
-            raise ConfigError("options.latency_table: a latency budget needs a latency table")
+        if o.budget_latency_ms is not None and "latency_table" not in setup.inputs:
+            raise ConfigError(
+                "options.budget_latency_ms: a latency budget needs a latency table (the "
+                "workflow measures one; by hand: dfnas run --latency-table FILE)"
+            )
         if o.client_paths is not None and o.client_paths < 1:
             raise ConfigError("options.client_paths: expected an integer >= 1 or null")
         if o.bn_batches is not None and o.bn_batches < 1:
@@ -155,14 +158,17 @@ class Dfnas(FedMethod):
         return ShuffleSupernet(s.in_shape, s.num_classes, **s.model_args)
 
     @classmethod
-    def device_options(cls, device: str, budget: dict[str, float], latency_table: str) -> dict:
+    def device_options(cls, device: str, budget: dict[str, float]) -> dict:
         options: dict[str, Any] = {"device_type": device}
         if "macs" in budget:
             options["budget_macs"] = budget["macs"]
         if "latency_ms" in budget:
             options["budget_latency_ms"] = budget["latency_ms"]
-            options["latency_table"] = latency_table
         return options
+
+    @classmethod
+    def input_files(cls, options: dict[str, Any]) -> tuple[str, ...]:
+        return ("latency_table",) if options.get("budget_latency_ms") is not None else ()
 
     def check(self) -> None:
         """A device budget below the space's cheapest child, at this input's resolution
@@ -192,7 +198,7 @@ class Dfnas(FedMethod):
                 table = self.costs(net)
                 self._budgets.append(Budget("macs", o.budget_macs, table.op_macs, table.fixed_macs))
             if o.budget_latency_ms is not None:
-                op_ms, fixed_ms = load_latency(o.latency_table, net)
+                op_ms, fixed_ms = load_latency(self.setup.inputs["latency_table"], net)
                 self._budgets.append(Budget("latency_ms", o.budget_latency_ms, op_ms, fixed_ms))
             for b in self._budgets:
                 b.check_reachable()
@@ -322,7 +328,7 @@ def load_latency(path: str | None, net: ShuffleSupernet) -> tuple[torch.Tensor, 
     op_ms = torch.tensor(blob["op_ms"], dtype=torch.float64)
     if tuple(op_ms.shape) != (net.num_layers, len(OPS)) or blob.get("ops") != list(OPS):
         raise ConfigError(
-            f"options.latency_table: {path} is for {tuple(op_ms.shape)} layers x ops, "
+            f"latency table {path} is for {tuple(op_ms.shape)} layers x ops, "
             f"this space has {(net.num_layers, len(OPS))}"
         )
     return op_ms, float(blob["fixed_ms"])

@@ -167,8 +167,21 @@ def unhealthy_searches(runs: pd.DataFrame) -> list[str]:
 
 
 def _default_reference(runs: pd.DataFrame) -> str | None:
-    dfnas = sorted(runs.loc[runs["method"] == "dfnas", "run"].unique())
-    return dfnas[0] if dfnas else None
+    """The first run of a one-stage searching method (DFNAS's kind: the claim under test
+    is its cost against the others), when the config names no ``reference``; asked of
+    the registry, not of a method's name."""
+    from dfnas.errors import ConfigError
+    from dfnas.methods import METHODS
+
+    def one_stage_search(method: str) -> bool:
+        try:
+            cls = METHODS.get(method)
+        except ConfigError:  # a baseline rule's run: no registered method
+            return False
+        return cls.searches and len(cls.stages) == 1
+
+    names = runs.loc[runs["method"].map(one_stage_search), "run"].unique()
+    return sorted(names)[0] if len(names) else None
 
 
 def _pm(mean: float, std: float, scale: float = 100.0) -> str:
