@@ -20,10 +20,23 @@ TINY = REPO / "tests" / "slurm" / "tiny.yaml"
 TRAINING_RULES = {"fedavg_train", "dfnas_train", "fednas_search", "fednas_train"}
 
 
+# the live-SLURM config, with FedNAS's two stages added (left out of the live run for time)
+FEDNAS = {
+    "method": "fednas",
+    "model_args": {"C": 2, "layers": 3},
+    "training": {"rounds": 1},
+    "train_stage": {"model_args": {"C": 4, "layers": 3}, "training": {"rounds": 1}},
+}
+
+
 def dry_run(tmp_path, *args: str) -> dict[str, list[dict[str, str]]]:
     """Resources of every job of a dry run of the tiny config, by rule."""
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg["runs"]["fednas"] = FEDNAS
+    configfile = tmp_path / "tiny.yaml"
+    configfile.write_text(yaml.safe_dump(cfg))
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path)]
-    cmd += ["-n", "--cores", "2", "--configfile", str(TINY), *args]
+    cmd += ["-n", "--cores", "2", "--configfile", str(configfile), *args]
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
