@@ -248,6 +248,15 @@ def check_config(args: argparse.Namespace) -> None:
     print(f"{args.configfile}: ok")
 
 
+def _run_args(p: argparse.ArgumentParser) -> None:
+    """What names one run, for `run` and `flower-prepare` alike."""
+    p.add_argument("--spec", type=_json_arg, required=True, help="run spec (JSON)")
+    p.add_argument("--name", default=None, help="run name (config key)")
+    p.add_argument("--data", required=True, help="data.npz written by the dataset stage")
+    p.add_argument("--partition", required=True, help="partition.json")
+    p.add_argument("--seed", type=int, required=True, help="training seed")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dfnas", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -264,11 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
 
     p = sub.add_parser("run", help=run.__doc__)
-    p.add_argument("--spec", type=_json_arg, required=True, help="run spec (JSON)")
-    p.add_argument("--name", default=None, help="run name (config key)")
-    p.add_argument("--data", required=True, help="data.npz written by the dataset stage")
-    p.add_argument("--partition", required=True, help="partition.json")
-    p.add_argument("--seed", type=int, required=True, help="training seed")
+    _run_args(p)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument(
@@ -285,11 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
 
     p = sub.add_parser("flower-prepare", help=flower_prepare.__doc__)
-    p.add_argument("--spec", type=_json_arg, required=True, help="run spec (JSON)")
-    p.add_argument("--name", default=None, help="run name (config key)")
-    p.add_argument("--data", required=True, help="data.npz written by the dataset stage")
-    p.add_argument("--partition", required=True, help="partition.json")
-    p.add_argument("--seed", type=int, required=True, help="training seed")
+    _run_args(p)
     p.add_argument("--threads", type=int, default=0, help="torch threads, server and clients")
     p.add_argument("--out", required=True, help="the run's result folder (on the server)")
     p.add_argument(
