@@ -106,7 +106,7 @@ def run_method(
     """Run stage ``stage`` (default: the method's first) and write its result contract
     into ``out_dir``; returns its metrics. ``clients``: where clients train, when not in
     this process (``federated.loop.run_federated``); ``inputs``: the files the method
-declares it reads (``FedMethod.input_files``), by name."""
+    declares it reads (``FedMethod.input_files``), by name."""
     name = name or spec["method"]
     unknown = sorted(set(spec) - SPEC_KEYS)
     if unknown:

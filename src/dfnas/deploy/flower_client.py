@@ -11,7 +11,6 @@ seed and thread count come from the run config the ServerApp was started with.
 from __future__ import annotations
 
 import json
-from functools import cache
 
 import torch
 from flwr.app import ConfigRecord, Context, Message, RecordDict
@@ -37,7 +36,6 @@ def node_client(context: Context) -> int:
     return int(value)
 
 
-@cache
 def _shard(path: str, client: int) -> Shard:
     shard = read_shard(path)
     if shard.client != client:
