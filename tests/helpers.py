@@ -50,7 +50,7 @@ def make_method(
     **train,
 ):
     train.setdefault("personalize_epochs", 0)
-    return METHODS.get(name)(
+    return METHODS.get(name).build(
         MethodSetup(
             model=model,
             model_args=model_args or {},

@@ -176,7 +176,7 @@ FEDNAS = {"method": "fednas", "model_args": {"C": 2, "layers": 3}}
                 devices={"phone": {"macs": 1e9}},
                 runs={"r": {"method": "fedavg", "devices": ["phone"]}},
             ),
-            r"^runs\.r\.devices: this method does not search per device type",
+            r"^runs\.r\.devices: method 'fedavg' does not search per device type",
         ),
         (
             lambda c: c.update(training={"channels_last": "yes"}),

@@ -81,7 +81,7 @@ def test_config_readme_documents_every_method_and_option(name):
     runs = _section("## `runs.<name>`")
     assert f"`{name}`" in runs.split("\n\n")[1], f"{name} missing from the method list"
     options = _section(f"### `{name}` options")
-    missing = [f.name for f in fields(METHODS.get(name).Options) if f"`{f.name}`" not in options]
+    missing = [f.name for f in fields(METHODS.get(name).options) if f"`{f.name}`" not in options]
     assert not missing, f"config/README.md, `{name}` options: undocumented {missing}"
 
 

@@ -13,6 +13,7 @@ from dfnas.errors import ConfigError
 from dfnas.federated.aggregation import weighted_mean
 from dfnas.federated.context import StepContext
 from dfnas.federated.loop import run_federated
+from dfnas.methods import METHODS
 from dfnas.models.shufflenet_blocks import OPS
 from dfnas.search.derive import Budget, derive_path
 from dfnas.search.dsnas import (
@@ -192,20 +193,19 @@ def test_search_derives_a_child_within_budget_and_is_deterministic():
     cheapest = table.fixed_macs + float(table.op_macs.min(1).values.sum())
     dearest = table.fixed_macs + float(table.op_macs.max(1).values.sum())
     budget = (cheapest + dearest) / 2
-    runs = [
-        run_federated(_tiny_method(ds, budget_macs=budget), ds, part, seed=0, device="cpu", **QUIET)
-        for _ in range(2)
-    ]
+    methods = [_tiny_method(ds, budget_macs=budget) for _ in range(2)]
+    runs = [run_federated(m, ds, part, seed=0, device="cpu", **QUIET) for m in methods]
+    files = [METHODS.get("dfnas").files(m) for m in methods]  # what the run writes
     res = runs[0]
     assert res.metrics["within_budget"]
     assert res.metrics["macs"] <= budget  # counted on the final network itself
     assert res.model_spec["model"] == "shufflenetv2"
     assert res.model_spec["model_args"]["ops"] == res.metrics["child_ops"]
     assert set(res.metrics["stages"]) == {"search", "train"}
-    arch = res.extra_outputs["architecture.json"]
+    arch = files[0]["architecture.json"]
     assert len(arch["alpha_probs"]) == 2 and len(arch["chosen"]) == net.num_layers
     assert runs[1].metrics["accuracy"] == res.metrics["accuracy"]
-    assert runs[1].extra_outputs["architecture.json"]["alpha_probs"] == arch["alpha_probs"]
+    assert files[1]["architecture.json"]["alpha_probs"] == arch["alpha_probs"]
 
 
 @pytest.mark.slow

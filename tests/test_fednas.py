@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from helpers import make_method, partition, tiny_dataset
 
 from dfnas.federated.loop import _split_validation, run_federated
+from dfnas.methods import METHODS
 from dfnas.models import build_model
 from dfnas.models.darts_ops import PRIMITIVES, SepConv, Zero
 from dfnas.models.darts_search import NUM_EDGES, DartsSearchNet, MixedOp, derive_genotype
@@ -126,10 +127,11 @@ def test_search_stage_writes_a_genotype_and_counts_three_passes():
     part = partition(ds, num_clients=2)
     method = make_method(ds, "fednas", "darts_search", model_args={"C": 4, "layers": 3},
                          rounds=2, batch_size=16)  # fmt: skip
-    res = run_federated(method, ds, part, seed=0, device="cpu", **QUIET)
-    geno = res.extra_outputs["genotype.json"]
+    run_federated(method, ds, part, seed=0, device="cpu", **QUIET)
+    files = METHODS.get("fednas").files(method)  # what the search stage writes
+    geno = files["genotype.json"]
     assert set(geno) == {"normal", "normal_concat", "reduce", "reduce_concat"}
-    assert len(res.extra_outputs["alphas.json"]) == 2
+    assert len(files["alphas.json"]) == 2
     # a MiLeNAS step costs more than the two training passes of plain SGD on the same net
     plain = make_method(ds, "fedavg", "darts_search", model_args={"C": 4, "layers": 3})
     net = method.build_model()

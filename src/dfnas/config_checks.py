@@ -100,7 +100,9 @@ def _check_run(
         raise ConfigError(
             f"{key}.method: unknown method '{run['method']}'; known: {', '.join(METHODS.names())}"
         )
-    stages = METHODS.get(run["method"]).stages
+    declared = METHODS.get(run["method"])
+    declared.check_stages()
+    stages = declared.stages
     own_keys = {s.config_key() for s in stages[1:]}
     for k in run:
         if k.endswith("_stage") and k not in own_keys:
@@ -133,8 +135,8 @@ def _check_stage(
     from dfnas.methods import METHODS, MethodSetup
     from dfnas.models import MODELS
 
-    method_cls = METHODS.get(method)
-    model = spec.get("model", method_cls.default_model)
+    declared = METHODS.get(method)
+    model = spec.get("model", declared.default_model)
     if model not in MODELS:
         raise ConfigError(
             f"{where}.model: unknown model '{model}'; known: {', '.join(MODELS.names())}"
@@ -142,21 +144,21 @@ def _check_stage(
     _check_model_args(where, model, spec["model_args"])
     options = dict(spec["options"])
     # the files the method reads are made by the workflow later: named here, not read
-    inputs = {name: "" for name in method_cls.input_files(options)}
+    inputs = {name: "" for name in declared.input_files(options)}
     try:
         cfg = TrainConfig.from_dict(spec["training"])
     except ConfigError as exc:
         raise ConfigError(f"{where}.{exc}") from None
     for dname, shape in shapes.items():
+        on = "" if dname == ANY_DATASET else f" on dataset '{dname}'"
         try:
-            method = method_cls(
+            method = declared.build(
                 MethodSetup(model, dict(spec["model_args"]), shape, 10, cfg, options, inputs)
             )
         except ConfigError as exc:
-            raise ConfigError(f"{where}.{exc}") from None
-        on = "" if dname == ANY_DATASET else f" on dataset '{dname}'"
+            raise ConfigError(f"{where}.{exc}{on}") from None
         try:
-            method.check()
+            method.build_model()
         except ConfigError as exc:
             raise ConfigError(f"{where}.{exc}{on}") from None
         except (ValueError, RuntimeError, TypeError) as exc:

@@ -72,12 +72,12 @@ def build_method(
 ) -> FedMethod:
     """The method object of one stage of a run, as the server and (deployed) every client
     build it: the run's spec, the dataset's shape, and the hand-offs of the stage before."""
-    method_cls = METHODS.get(stage.method or spec["method"])
+    declared = METHODS.get(stage.method or spec["method"])
     model_args = dict(spec.get("model_args", {}))
     for key, file in stage.receives.items():
         model_args[key] = read_json(Path(prior) / file)
     setup = MethodSetup(
-        model=spec.get("model", method_cls.default_model),
+        model=spec.get("model", declared.default_model),
         model_args=model_args,
         in_shape=in_shape,
         num_classes=num_classes,
@@ -85,7 +85,25 @@ def build_method(
         options=dict(spec.get("options", {})),
         inputs=dict(inputs or {}),
     )
-    return method_cls(setup)
+    return declared.build(setup)
+
+
+def _stage(spec: dict[str, Any], stage: str | None, prior: str | Path | None) -> tuple[int, Stage]:
+    """Which of the method's stages this job runs, refusing a missing or needless prior."""
+    stages = METHODS.get(spec["method"]).stages
+    names = [s.name for s in stages]
+    if stage is not None and stage not in names:
+        raise ConfigError(
+            f"stage: method '{spec['method']}' has stages {', '.join(names)}, not '{stage}'"
+        )
+    index = names.index(stage) if stage else 0
+    if index > 0 and prior is None:
+        raise ConfigError(
+            f"prior: stage {stages[index].name} needs the folder stage {names[index - 1]} wrote"
+        )
+    if index == 0 and prior is not None:
+        raise ConfigError(f"prior: stage {stages[index].name} is the method's first; it takes none")
+    return index, stages[index]
 
 
 def run_method(
@@ -106,38 +124,25 @@ def run_method(
     """Run stage ``stage`` (default: the method's first) and write its result contract
     into ``out_dir``; returns its metrics. ``clients``: where clients train, when not in
     this process (``federated.loop.run_federated``); ``inputs``: the files the method
-    declares it reads (``FedMethod.input_files``), by name."""
+    declares it reads (``MethodSpec.reads``), by name."""
     name = name or spec["method"]
     unknown = sorted(set(spec) - SPEC_KEYS)
     if unknown:
         raise ConfigError(f"runs.{name}.{unknown[0]}: unknown key")
     if threads:
         torch.set_num_threads(threads)
-    stages = METHODS.get(spec["method"]).stages
-    names = [s.name for s in stages]
-    if stage is not None and stage not in names:
-        raise ConfigError(
-            f"stage: method '{spec['method']}' has stages {', '.join(names)}, not '{stage}'"
-        )
-    index = names.index(stage) if stage else 0
-    this = stages[index]
-    if index > 0 and prior is None:
-        raise ConfigError(
-            f"prior: stage {this.name} needs the folder stage {names[index - 1]} wrote"
-        )
-    if index == 0 and prior is not None:
-        raise ConfigError(f"prior: stage {this.name} is the method's first; it takes none")
+    index, this = _stage(spec, stage, prior)
+    last = index == len(METHODS.get(spec["method"]).stages) - 1
     out = Path(out_dir)
     ds = load_cached(data)
     part = read_partition(partition)
     method = build_method(spec, this, ds.in_shape, ds.num_classes, prior, inputs)
-    setup = method.setup
     checksum = part.checksum()
     run_config = {
         "name": name,
         "stage": this.name,
         "spec": spec,
-        "training": setup.train.as_dict(),
+        "training": method.setup.train.as_dict(),
         "seed": seed,
         "dataset": ds.name,
         "partition_checksum": checksum,
@@ -151,7 +156,7 @@ def run_method(
         device=device,
         checkpoint=ckpt,
         fingerprint=fingerprint(run_config),  # provenance below is not part of it
-        personalize_final=index == len(stages) - 1,
+        personalize_final=last,
         client_workers=client_workers,
         clients=clients,
     )
@@ -160,25 +165,20 @@ def run_method(
         "run": name,
         "method": spec["method"],
         "stage": this.name,
-        "model": setup.model,
+        "model": method.setup.model,
         "dataset": ds.name,
         "partition_checksum": checksum,
         **result.metrics,
     }
     if prior is not None:
         metrics = combine_stages(read_json(Path(prior) / "metrics.json"), metrics)
-    written = set(result.extra_outputs)
-    if written != set(this.writes):
-        raise RuntimeError(
-            f"method '{spec['method']}' stage {this.name} declares {sorted(this.writes)} "
-            f"but wrote {sorted(written)}"
-        )
     # where the run came from: the experiment (from the result layout), the code and the
     # machine; metrics.json repeats the machine's part beside the numbers it shaped
     run_config["provenance"] = {
         "experiment": experiment_of(out),
         **{k: metrics[k] for k in PROVENANCE_KEYS if k in metrics},
     }
+    files = METHODS.get(this.method or spec["method"]).files(method)
     write_results(
         out,
         metrics,
@@ -187,7 +187,7 @@ def run_method(
         result.model_spec,
         run_config,
         result.personalized,
-        result.extra_outputs,
+        files,
     )
     remove_checkpoint(ckpt)
     return metrics

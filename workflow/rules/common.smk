@@ -124,11 +124,13 @@ def stage_dir(stages, index):
     return os.path.join(RUN_DIR, stage_folder(stages, index)).rstrip("/")
 
 
-def stage_files(stages, index):
-    """What stage ``index`` writes: the result contract for the last stage, metrics and
-    history for an earlier one, and the files the stage declares."""
+def stage_files(declared, index):
+    """What stage ``index`` of a method (its ``MethodSpec``) writes: the result contract
+    for the last stage, metrics and history for an earlier one, and the files the
+    stage's method declares it writes."""
+    stages = declared.stages
     files = CONTRACT_FILES if index == len(stages) - 1 else STAGE_FILES
-    return (*files, *stages[index].writes)
+    return (*files, *declared.stage_writes(stages[index]))
 
 
 def file_key(name):
@@ -186,7 +188,7 @@ def prior_inputs(stages, index):
 
 def latency_table(wildcards):
     """The latency table of the run's search space, if its method declares it reads one
-    (``FedMethod.input_files``): measured once per space and dataset, on the machine that
+    (``MethodSpec.reads``): measured once per space and dataset, on the machine that
     trains; a run expanded per device type shares its space's (``space``)."""
     run = config["runs"][wildcards.run]
     if "latency_table" not in METHODS.get(run["method"]).input_files(run.get("options", {})):

@@ -1,11 +1,12 @@
 # The rules of every registered method, built from what the method declares
-# (dfnas.methods.stages): one rule per stage, named <method>_<stage> (fedavg_train,
+# (dfnas.methods.spec.MethodSpec): one rule per stage, named <method>_<stage> (fedavg_train,
 # dfnas_train, fednas_search, fednas_train, ...), matching exactly that method's runs. The
 # last stage writes the run's result contract in the run's folder; an earlier one writes
 # into a subfolder named after it, which the next stage reads its hand-off from. Nothing
 # here names a method: a new one, one stage or several, is one file under dfnas/methods.
 for _method in METHODS.names():
-    _stages = METHODS.get(_method).stages
+    _declared = METHODS.get(_method)
+    _stages = _declared.stages
     for _index, _stage in enumerate(_stages):
 
         rule:
@@ -22,7 +23,7 @@ for _method in METHODS.names():
                 latency=latency_table,
                 **prior_inputs(_stages, _index),
             output:
-                **{file_key(f): f"{stage_dir(_stages, _index)}/{f}" for f in stage_files(_stages, _index)},
+                **{file_key(f): f"{stage_dir(_stages, _index)}/{f}" for f in stage_files(_declared, _index)},
             params:
                 spec=stage_params(_stages, _index),
                 stage=_stage.name,

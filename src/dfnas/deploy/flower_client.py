@@ -22,7 +22,7 @@ from dfnas.errors import DfnasError
 from dfnas.federated.clients import ClientReply, RoundJob, in_process
 from dfnas.federated.context import Simulation, StepContext
 from dfnas.federated.data import DeviceData, index_tensor, split_validation
-from dfnas.federated.loop import place, use_channels_last
+from dfnas.federated.loop import place, set_progress, use_channels_last
 from dfnas.methods import METHODS, FedMethod
 from dfnas.run import build_method
 
@@ -94,12 +94,12 @@ def local_round(
     if missing:
         raise DfnasError(f"received tensors this client's network lacks: {sorted(missing)[:3]}")
     net.load_state_dict(received, strict=False)  # path-only downloads hold only their ops
-    method.begin_round(net, ctx.round)
+    set_progress(net, ctx.round, cfg.rounds)
     empty = (shard.x[:0], shard.y[:0])
     data = DeviceData.from_arrays(
         (shard.x, shard.y), empty, (shard.mean, shard.std), device, cfg.augment, channels_last
     )
-    train_idx, val_idx = split_validation(ctx.client, shard.indices, method.validation_fraction())
+    train_idx, val_idx = split_validation(ctx.client, shard.indices, method.validation_fraction)
     k = ctx.client
     val = None if val_idx is None else {k: index_tensor(shard.positions(val_idx), device)}
     sim = Simulation(

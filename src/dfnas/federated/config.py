@@ -112,10 +112,11 @@ class TrainConfig:
             return self.lr
         return cosine(self.lr, self.lr_min, round_ / self.rounds)
 
-    def local_work(self, round_: int, lr: float | None = None) -> LocalWork:
-        """Round ``round_``'s local work; ``lr`` overrides the schedule's rate."""
+    def local_work(self, round_: int, lr: float | None = None, stage: str = "train") -> LocalWork:
+        """Round ``round_``'s local work; ``lr`` overrides the schedule's rate; ``stage``
+        labels the round in the history and the per-stage costs."""
         rate = self.lr_at(round_) if lr is None else lr
-        return LocalWork(rate, self.batch_size, self.local_epochs, self.local_steps)
+        return LocalWork(rate, self.batch_size, self.local_epochs, self.local_steps, stage)
 
     def phase(self, overrides: dict[str, Any], where: str) -> TrainConfig:
         """This config with a phase's own local work (keys of ``LOCAL_WORK_KEYS``);

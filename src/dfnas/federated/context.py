@@ -70,12 +70,14 @@ class StepContext:
 @dataclass(frozen=True)
 class LocalWork:
     """What one round asks of every client it samples: the learning rate, and how much
-    local work at what batch size (``local_steps`` full batches, or else whole epochs)."""
+    local work at what batch size (``local_steps`` full batches, or else whole epochs);
+    ``stage`` labels the round (search / train) for the history and per-stage costs."""
 
     lr: float
     batch_size: int
     local_epochs: int
     local_steps: int | None
+    stage: str = "train"
 
 
 @dataclass

@@ -51,7 +51,6 @@ class RunResult:
     history: list[dict]
     metrics: dict[str, Any]
     personalized: list[dict] = field(default_factory=list)
-    extra_outputs: dict[str, Any] = field(default_factory=dict)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -140,7 +139,7 @@ def run_federated(
     model = method.build_model()
     channels_last = use_channels_last(cfg.channels_last, model, device, cfg.precision)
     data = DeviceData.from_dataset(dataset, device, cfg.augment, channels_last)
-    train_idx, val_idx = _split_validation(partition, method.validation_fraction(), device)
+    train_idx, val_idx = _split_validation(partition, method.validation_fraction, device)
     sim = Simulation(
         method=method,
         data=data,
@@ -204,6 +203,13 @@ def run_federated(
     return _finish(sim, model, history, totals, personalize_final)
 
 
+def set_progress(model: nn.Module, round_: int, rounds: int) -> None:
+    """Before a round, on the server's network and wherever a client trains: a network
+    whose behaviour follows training progress (DARTS's drop-path grows) is told it."""
+    if hasattr(model, "set_progress"):
+        model.set_progress(round_ / rounds)
+
+
 def place(model: nn.Module, device: torch.device, channels_last: bool) -> nn.Module:
     """On the device, in the layout the run trains in (a deployed client places its own
     network the same way)."""
@@ -223,11 +229,11 @@ def _run_round(
     work = method.local_work(r)
     sampled = sample_clients(len(sim.train_idx), sim.per_round, seed, r)
     replied = surviving_clients(sampled, cfg.dropout, seed, r)
-    row = {"round": r, "stage": method.stage_of(r), "lr": work.lr}
+    row = {"round": r, "stage": work.stage, "lr": work.lr}
     row |= {"clients_sampled": len(sampled), "clients_replied": len(replied)}
     row |= dict.fromkeys(COST_KEYS, 0)
     for net in (model, worker):
-        method.begin_round(net, r)
+        set_progress(net, r, cfg.rounds)
     job = RoundJob(sim, model, worker, work, model.state_dict(), r, client_store)
     for k in sampled:  # every sampled client downloads; a dropped one never replies
         row["bytes_down"] += tensor_bytes(job.download(k))
@@ -338,7 +344,7 @@ def _finish(
         f"final: test accuracy {accuracy:.4f}, personalized "
         f"{metrics['personalized_accuracy_mean']:.4f} +- {metrics['personalized_accuracy_std']:.4f}"
     )
-    return RunResult(final, spec, history, metrics, rows, method.extra_outputs())
+    return RunResult(final, spec, history, metrics, rows)
 
 
 def _stage_totals(history: list[dict]) -> dict[str, dict]:

@@ -7,8 +7,8 @@ client receives, how replies combine, and its own work after a round. ``Federate
 is both, with the few values the engine reads. The engine (``federated.loop``,
 ``federated.clients``, ``deploy.flower_*``) types against these and imports nothing from
 ``dfnas.methods``; ``methods.base.FedMethod`` is the implementation every registered
-method extends, and its workflow declarations (stages, figures, options) are for the
-workflow, not for the engine.
+method extends; its workflow declarations (options, stages, files, figures) are a
+separate ``methods.spec.MethodSpec``, for the workflow, not for the engine.
 
 A client's hooks run wherever the client does: in this process, in a forked worker, or on
 a SuperNode. What they write to the method object stays there; a client keeps state
@@ -51,11 +51,7 @@ class ServerSide(Protocol):
 
     def build_model(self) -> nn.Module: ...
 
-    def validation_fraction(self) -> float: ...
-
     def local_work(self, round_: int) -> LocalWork: ...
-
-    def begin_round(self, model: nn.Module, round_: int) -> None: ...
 
     def download(self, model: nn.Module, ctx: StepContext) -> dict[str, torch.Tensor]: ...
 
@@ -65,22 +61,21 @@ class ServerSide(Protocol):
 
     def evaluation_model(self, model: nn.Module, server: ServerContext) -> nn.Module: ...
 
-    def stage_of(self, round_: int) -> str: ...
-
-    def state_dict(self) -> dict[str, Any]: ...
-
-    def load_state_dict(self, state: dict[str, Any]) -> None: ...
-
     def final_model(self, model: nn.Module) -> tuple[nn.Module, dict]: ...
 
     def extra_metrics(self) -> dict[str, Any]: ...
 
-    def extra_outputs(self) -> dict[str, Any]: ...
+    # the method's own server state, for checkpoints (``server_state`` names it)
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 class FederatedMethod(ClientSide, ServerSide, Protocol):
-    """A whole method as the engine sees it: both halves, its training settings and the
-    input shape it was built for (``setup.in_shape``, for the costs)."""
+    """A whole method as the engine sees it: both halves, its training settings, the
+    input shape it was built for (``setup.in_shape``, for the costs) and the share of each
+    client's data it holds out for local validation."""
 
     train_cfg: TrainConfig
     setup: Any
+    validation_fraction: float

@@ -1,7 +1,8 @@
 """Federated methods by name; one method is one file that registers itself::
 
     from dfnas.methods import METHODS
-    method_cls = METHODS.get("fedavg")
+    spec = METHODS.get("fedavg")       # its declaration (methods.spec.MethodSpec)
+    method = spec.build(setup)         # the object a job trains with
 
 Every module of this package is imported here, so a new file is found without editing a
 list; a method in a package of your own is found through the ``dfnas.methods`` entry
@@ -13,11 +14,11 @@ import pkgutil
 from importlib.metadata import entry_points
 
 from dfnas.methods.base import FedMethod, MethodSetup, StepContext
-from dfnas.methods.registry import METHODS
+from dfnas.methods.spec import METHODS, MethodSpec
 from dfnas.methods.stages import RunFigure, Stage
 
-# modules that define the machinery, not a method (dfnas_phases: DFNAS's two phases)
-_NOT_METHODS = {"base", "options", "registry", "stages", "dfnas_phases"}
+# modules that define the machinery, not a method (a method is a module or a package)
+_NOT_METHODS = {"base", "options", "registry", "spec", "stages"}
 
 
 def _discover() -> None:
@@ -30,4 +31,4 @@ def _discover() -> None:
 
 _discover()
 
-__all__ = ["METHODS", "FedMethod", "MethodSetup", "RunFigure", "Stage", "StepContext"]
+__all__ = ["METHODS", "FedMethod", "MethodSetup", "MethodSpec", "RunFigure", "Stage", "StepContext"]

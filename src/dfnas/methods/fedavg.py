@@ -2,7 +2,7 @@
 exactly this algorithm; registering it under a name is all this file does."""
 
 from dfnas.methods.base import FedMethod
-from dfnas.methods.registry import METHODS
+from dfnas.methods.spec import METHODS
 
 
 @METHODS.register("fedavg")

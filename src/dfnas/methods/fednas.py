@@ -22,9 +22,9 @@ from torch import nn
 
 from dfnas.cost.flops import flop_counter
 from dfnas.errors import ConfigError
-from dfnas.federated.context import ServerContext, StepContext
+from dfnas.federated.context import LocalWork, ServerContext, StepContext
 from dfnas.methods.base import FedMethod, MethodSetup
-from dfnas.methods.registry import METHODS
+from dfnas.methods.spec import METHODS
 from dfnas.methods.stages import Stage
 from dfnas.models.darts_search import derive_genotype
 from dfnas.search.health import alpha_summary, search_warnings
@@ -51,29 +51,41 @@ class FednasOptions:
 _STEP_FLOPS: dict[str, int] = {}
 
 
-@METHODS.register("fednas")
-class Fednas(FedMethod):
-    Options = FednasOptions
-    searches = True
-    default_model = "darts_search"
-    server_state = ("alpha_history", "_genotype", "_search_loss")
-    stages = (
-        Stage("search", writes=("genotype.json", "alphas.json")),
+@METHODS.register(
+    "fednas",
+    options=FednasOptions,
+    default_model="darts_search",
+    searches=True,
+    # the search hands its genotype (a file) to FedAvg on that network: the train stage
+    stages=(
+        Stage("search"),
         Stage("train", method="fedavg", model="darts", receives={"genotype": "genotype.json"}),
-    )
+    ),
+    writes={"genotype.json": "genotype", "alphas.json": "alpha_history"},
+)
+class Fednas(FedMethod):
+    server_state = ("alpha_history", "genotype", "_search_loss")
 
-    def __init__(self, setup: MethodSetup) -> None:
-        super().__init__(setup)
+    def __init__(self, setup: MethodSetup, options: FednasOptions) -> None:
+        super().__init__(setup, options)
         if setup.model != "darts_search":
             raise ConfigError(f"model: fednas searches the darts_search space, not '{setup.model}'")
-        if not 0 < self.options.val_fraction < 1:
+        if not 0 < options.val_fraction < 1:
             raise ConfigError("options.val_fraction: expected a share in (0, 1)")
+        self.validation_fraction = options.val_fraction
         self.alpha_history: list[dict] = []
-        self._genotype: dict | None = None
+        self.genotype: dict | None = None  # of the last round's alpha
         self._search_loss = float("nan")
 
-    def validation_fraction(self) -> float:
-        return self.options.val_fraction
+    def local_work(self, round_: int) -> LocalWork:
+        return self.train_cfg.local_work(round_, stage="search")
+
+    def download(self, model: nn.Module, ctx: StepContext) -> dict[str, torch.Tensor]:
+        # the search step's FLOPs are counted here, in the server's process, before any
+        # client trains, so forked client workers inherit the count instead of each
+        # counting again every round
+        self.step_flops(model, 0)
+        return super().download(model, ctx)
 
     def make_optimizer(self, model: nn.Module, lr: float, ctx: StepContext) -> Any:
         cfg, o = self.train_cfg, self.options
@@ -124,12 +136,6 @@ class Fednas(FedMethod):
             self.options.grad_clip,
         )
 
-    def begin_round(self, model: nn.Module, round_: int) -> None:
-        super().begin_round(model, round_)
-        # counted here, in the server's process, so forked client workers inherit the count
-        # instead of each counting again every round
-        self.step_flops(model, 0)
-
     def step_flops(self, model: nn.Module, batch_size: int) -> int:
         """FLOPs of one whole search step (MiLeNAS: all three passes), counted on a copy."""
         if self._flops_per_sample is None:
@@ -153,7 +159,7 @@ class Fednas(FedMethod):
                 "reduce": F.softmax(model.alphas_reduce.detach().double(), -1).tolist(),
             }
         )
-        self._genotype = derive_genotype(model.alphas_normal, model.alphas_reduce)
+        self.genotype = derive_genotype(model.alphas_normal, model.alphas_reduce)
         self._search_loss = server.row["train_loss"]
         server.row |= alpha_summary(self._probs())
         return model
@@ -163,16 +169,10 @@ class Fednas(FedMethod):
         last = self.alpha_history[-1]
         return torch.tensor(last["normal"] + last["reduce"])
 
-    def stage_of(self, round_: int) -> str:
-        return "search"
-
-    def extra_outputs(self) -> dict[str, Any]:
-        return {"genotype.json": self._genotype, "alphas.json": self.alpha_history}
-
     def extra_metrics(self) -> dict[str, Any]:
         probs = self._probs()
         return {
-            "genotype": self._genotype,
+            "genotype": self.genotype,
             "search_train_loss": self._search_loss,
             **alpha_summary(probs),
             "search_warnings": search_warnings(self._search_loss, self.setup.num_classes, probs),

@@ -1,6 +1,5 @@
-"""The method registry: name -> ``FedMethod`` subclass."""
+"""The method registry: name -> ``MethodSpec`` (the declaration and its implementation)."""
 
-from dfnas.methods.base import FedMethod
-from dfnas.registry import Registry
+from dfnas.methods.spec import METHODS, MethodRegistry, MethodSpec
 
-METHODS: Registry[type[FedMethod]] = Registry("method")
+__all__ = ["METHODS", "MethodRegistry", "MethodSpec"]

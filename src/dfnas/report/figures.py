@@ -1,5 +1,5 @@
 """The comparison figures, from runs that follow the result contract (PNG and PDF each);
-a method's own per-run figure lives beside its method (DFNAS: ``report.dfnas_architecture``)::
+a method's own per-run figure lives beside its method (DFNAS: ``methods.dfnas.figure``)::
 
 accuracy_curves(runs, "results/digits/figures/accuracy_per_round")
 accuracy_vs_compute(runs, table, "results/digits/figures/accuracy_vs_compute")

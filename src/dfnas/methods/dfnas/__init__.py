@@ -45,9 +45,9 @@ from dfnas.federated.config import cosine
 from dfnas.federated.context import LocalWork, ServerContext, StepContext
 from dfnas.io import read_json
 from dfnas.methods.base import FedMethod, MethodSetup
-from dfnas.methods.dfnas_phases import ChildPhase, SearchPhase
-from dfnas.methods.registry import METHODS
-from dfnas.methods.stages import RunFigure, Stage
+from dfnas.methods.dfnas.phases import ChildPhase, SearchPhase
+from dfnas.methods.spec import METHODS
+from dfnas.methods.stages import RunFigure
 from dfnas.models import model_spec
 from dfnas.models.shufflenet import ShuffleNetV2
 from dfnas.models.shufflenet_blocks import OPS
@@ -87,11 +87,41 @@ class DfnasOptions:
     device_type: str | None = None  # the device type this search targets (recorded)
 
 
-@METHODS.register("dfnas")
+def device_options(device: str, budget: dict[str, float]) -> dict[str, Any]:
+    """A run that lists ``devices`` searches once per type, under that type's budget."""
+    options: dict[str, Any] = {"device_type": device}
+    if "macs" in budget:
+        options["budget_macs"] = budget["macs"]
+    if "latency_ms" in budget:
+        options["budget_latency_ms"] = budget["latency_ms"]
+    return options
+
+
+def input_files(options: dict[str, Any]) -> tuple[str, ...]:
+    """A latency budget reads the latency table the workflow measures on the training
+    machine (``search.latency``)."""
+    return ("latency_table",) if options.get("budget_latency_ms") is not None else ()
+
+
+@METHODS.register(
+    "dfnas",
+    options=DfnasOptions,
+    default_model="shufflenetv2",
+    searches=True,
+    # one stage (search, then the child, in one job); its alpha record gets a figure
+    writes={"architecture.json": "architecture"},
+    figures=(
+        RunFigure(
+            "architecture",
+            source="architecture.json",
+            draw="dfnas.methods.dfnas.figure:architecture_evolution",
+            caption="architecture.rst",
+        ),
+    ),
+    per_device=device_options,
+    reads=input_files,
+)
 class Dfnas(FedMethod):
-    Options = DfnasOptions
-    searches = True
-    default_model = "shufflenetv2"
     server_state = (
         "fixed",
         "fixed_rows",
@@ -102,20 +132,10 @@ class Dfnas(FedMethod):
         "alpha_history",
         "expected_macs",
     )
-    # one stage (search, then the child, in one job); its alpha record gets a figure
-    stages = (Stage("train", writes=("architecture.json",)),)
-    figures = (
-        RunFigure(
-            "architecture",
-            source="architecture.json",
-            draw="dfnas.report.dfnas_architecture:architecture_evolution",
-            caption="architecture.rst",
-        ),
-    )
 
-    def __init__(self, setup: MethodSetup) -> None:
-        super().__init__(setup)
-        o, rounds = self.options, self.train_cfg.rounds
+    def __init__(self, setup: MethodSetup, options: DfnasOptions) -> None:
+        super().__init__(setup, options)
+        o, rounds = options, self.train_cfg.rounds
         if setup.model != "shufflenetv2":
             raise ConfigError(f"model: dfnas searches the shufflenetv2 space, not '{setup.model}'")
         unknown = set(setup.model_args) - {"stem", "stages", "last"}
@@ -151,32 +171,14 @@ class Dfnas(FedMethod):
         self._costs: CostTable | None = None
         self._budgets: list[Budget] | None = None
         self._search, self._child = SearchPhase(self), ChildPhase(self)
+        if o.budget_macs is not None:  # below the space's cheapest child at this input?
+            table = self.costs(self.supernet())
+            Budget("macs", o.budget_macs, table.op_macs, table.fixed_macs).check_reachable()
 
     # -- networks ----------------------------------------------------------------------
     def supernet(self) -> ShuffleSupernet:
         s = self.setup
         return ShuffleSupernet(s.in_shape, s.num_classes, **s.model_args)
-
-    @classmethod
-    def device_options(cls, device: str, budget: dict[str, float]) -> dict:
-        options: dict[str, Any] = {"device_type": device}
-        if "macs" in budget:
-            options["budget_macs"] = budget["macs"]
-        if "latency_ms" in budget:
-            options["budget_latency_ms"] = budget["latency_ms"]
-        return options
-
-    @classmethod
-    def input_files(cls, options: dict[str, Any]) -> tuple[str, ...]:
-        return ("latency_table",) if options.get("budget_latency_ms") is not None else ()
-
-    def check(self) -> None:
-        """A device budget below the space's cheapest child, at this input's resolution
-        (a latency budget's table is measured later, by the workflow)."""
-        o, net = self.options, self.supernet()
-        if o.budget_macs is not None:
-            table = self.costs(net)
-            Budget("macs", o.budget_macs, table.op_macs, table.fixed_macs).check_reachable()
 
     def build_model(self) -> nn.Module:
         net = self.supernet()
@@ -216,7 +218,7 @@ class Dfnas(FedMethod):
     def local_work(self, round_: int) -> LocalWork:
         s, rounds = self.search_rounds, self.train_cfg.rounds
         if round_ < s:
-            return self.search_cfg.local_work(round_)
+            return self.search_cfg.local_work(round_, stage="search")
         child = self.child_cfg
         if self.options.child_schedule == "continue":
             return child.local_work(round_)
@@ -267,9 +269,6 @@ class Dfnas(FedMethod):
                 path[i] = op
         return path, repairs
 
-    def stage_of(self, round_: int) -> str:
-        return "search" if round_ < self.search_rounds else "train"
-
     def final_model(self, model: nn.Module) -> tuple[nn.Module, dict]:
         net = self.supernet()
         args = net.child_args(self.child_path)
@@ -300,9 +299,6 @@ class Dfnas(FedMethod):
             "repairs": self.repairs,
             "device_type": self.options.device_type,
         }
-
-    def extra_outputs(self) -> dict[str, Any]:
-        return {"architecture.json": self.architecture()}
 
     def extra_metrics(self) -> dict[str, Any]:
         arch = self.architecture()
