@@ -26,9 +26,10 @@ SHAPE, CLASSES = (3, 32, 32), 10
 
 def measure(method_name: str, model: str, model_args: dict, batch: int, steps: int = 1):
     """(min, max) training bytes over ``steps`` real local steps of one client."""
-    cls = METHODS.get(method_name)
+    declared = METHODS.get(method_name)
     options = {"search_rounds": 1, "warmup_rounds": 0} if method_name == "dfnas" else {}
-    method = cls(MethodSetup(model, model_args, SHAPE, CLASSES, TrainConfig(rounds=2), options))
+    setup = MethodSetup(model, model_args, SHAPE, CLASSES, TrainConfig(rounds=2), options)
+    method = declared.build(setup)
     net = method.build_model().to(memory_format=torch.channels_last)
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch, *SHAPE).to(memory_format=torch.channels_last)

@@ -68,10 +68,10 @@ def time_rounds(
     options = dict(spec.get("options", {}))
     if method_name == "dfnas":  # every timed round a search round
         options.update(search_rounds=rounds, warmup_rounds=0)
-    method_cls = METHODS.get(method_name)
-    method = method_cls(
+    declared = METHODS.get(method_name)
+    method = declared.build(
         MethodSetup(
-            model=spec.get("model", method_cls.default_model),
+            model=spec.get("model", declared.default_model),
             model_args=dict(spec.get("model_args", {})),
             in_shape=ds.in_shape,
             num_classes=ds.num_classes,

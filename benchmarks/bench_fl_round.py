@@ -91,12 +91,13 @@ def ours(
     )
     starts: list[float] = []
 
-    class Timed(METHODS.get("fedavg")):
-        def begin_round(self, model, round_):  # called for the server's net and the worker
-            if len(starts) <= round_:
-                starts.append(time.perf_counter())
+    class Timed(METHODS.get("fedavg").implementation):
+        def local_work(self, round_):  # asked once, as the round starts
+            starts.append(time.perf_counter())
+            return super().local_work(round_)
 
-    method = Timed(MethodSetup("cnn", {}, ds.in_shape, ds.num_classes, cfg))
+    setup = MethodSetup("cnn", {}, ds.in_shape, ds.num_classes, cfg)
+    method = Timed(setup, METHODS.get("fedavg").options())
     part = local_test_split(split, 0.0, seed=0)
     run_federated(method, ds, part, 0, "cpu", log=lambda *_: None, client_workers=workers)
     return [b - a for a, b in zip(starts, starts[1:], strict=False)]
@@ -258,8 +259,8 @@ import sys, time
 from dfnas.run import run_method
 from dfnas.methods import METHODS
 @METHODS.register("startup_probe")
-class Probe(METHODS.get("fedavg")):
-    def begin_round(self, model, round_):
+class Probe(METHODS.get("fedavg").implementation):
+    def local_work(self, round_):
         print(time.time(), flush=True)
         raise SystemExit(0)
 run_method({"method": "startup_probe", "training": {"rounds": 1}}, sys.argv[1], sys.argv[2],

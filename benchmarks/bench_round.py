@@ -64,7 +64,7 @@ def train_cfg(rounds: int, batch: int, channels_last: bool | str) -> TrainConfig
 
 def ours(ds, part, rounds: int, batch: int, channels_last: bool | str) -> tuple[float, float]:
     """(samples/s over whole rounds, training FLOP/s over client time)."""
-    method = METHODS.get("fedavg")(
+    method = METHODS.get("fedavg").build(
         MethodSetup("cnn", {}, ds.in_shape, ds.num_classes, train_cfg(rounds, batch, channels_last))
     )
     res = run_federated(method, ds, part, seed=0, device="cpu", log=lambda *_: None)
