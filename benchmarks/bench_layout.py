@@ -28,7 +28,7 @@ import dfnas.models.mixed_norm as mixed_norm
 from dfnas.federated.loop import use_channels_last
 from dfnas.models import build_model
 from dfnas.models.norm import BatchNorm2d
-from dfnas.search.supernet import ShuffleSupernet
+from dfnas.search.shufflenet_supernet import ShuffleSupernet
 
 NETWORKS = {
     "cnn": lambda s: build_model("cnn", s, 10),

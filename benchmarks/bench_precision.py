@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from dfnas.federated.precision import autocast_forward
 from dfnas.models import build_model
-from dfnas.models.darts_search import DartsSearchNet
+from dfnas.search.darts_supernet import DartsSearchNet
 from dfnas.search.milenas import milenas_step
 
 SHAPE = (3, 32, 32)

@@ -61,7 +61,7 @@ def _run(
     batches, source = _batches(data_root, batch, steps + 2)
     if kind == "dfnas":
         from dfnas.search.dsnas import dsnas_step, sample_path, score_gradient
-        from dfnas.search.supernet import ShuffleSupernet
+        from dfnas.search.shufflenet_supernet import ShuffleSupernet
 
         net = ShuffleSupernet((3, 32, 32), 10).to(memory_format=torch.channels_last)
         w_opt = torch.optim.SGD(net.weight_parameters(), lr=0.05, momentum=0.9)
@@ -109,7 +109,7 @@ def _run(
 
         label = f"public FedNAS code's step (C={c}, {cells} cells)"
     else:
-        from dfnas.models.darts_search import DartsSearchNet
+        from dfnas.search.darts_supernet import DartsSearchNet
         from dfnas.search.milenas import milenas_step, milenas_step_one_train_pass
 
         c, cells, order = arg

@@ -32,7 +32,7 @@ from torch import nn
 from dfnas.federated.loop import use_channels_last
 from dfnas.federated.precision import autocast_forward
 from dfnas.models import build_model
-from dfnas.search.supernet import ShuffleSupernet
+from dfnas.search.shufflenet_supernet import ShuffleSupernet
 
 SEEDS = (0, 1, 2)
 BATCH = 16

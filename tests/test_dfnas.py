@@ -22,7 +22,7 @@ from dfnas.search.dsnas import (
     sample_path,
     score_gradient,
 )
-from dfnas.search.supernet import CostTable, ShuffleSupernet
+from dfnas.search.shufflenet_supernet import CostTable, ShuffleSupernet
 
 TINY_SPACE = {"stem": 8, "stages": [[1, 16], [2, 32]], "last": 32}
 QUIET = {"log": lambda *_: None}

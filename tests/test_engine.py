@@ -240,7 +240,7 @@ def test_lr_schedule():
 def test_depthwise_conv_flops_equal_a_hand_count():
     """torch's counter charges a grouped conv's weight gradient as if it were dense; ours
     charges each of input gradient and weight gradient what the forward costs."""
-    from dfnas.search.supernet import _input_grad_loss
+    from dfnas.search.shufflenet_supernet import _input_grad_loss
 
     model = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False))
     fwd = 2 * (8 * 6 * 6) * (1 * 3 * 3)  # 8 channels x 36 outputs x one 3x3 filter each

@@ -15,8 +15,8 @@ from dfnas.federated.loop import _split_validation, run_federated
 from dfnas.methods import METHODS
 from dfnas.models import build_model
 from dfnas.models.darts_ops import PRIMITIVES, SepConv, Zero
-from dfnas.models.darts_search import NUM_EDGES, DartsSearchNet, MixedOp, derive_genotype
 from dfnas.results import combine_stages
+from dfnas.search.darts_supernet import NUM_EDGES, DartsSearchNet, MixedOp, derive_genotype
 from dfnas.search.milenas import milenas_alpha_grads, milenas_step_one_train_pass
 
 QUIET = {"log": lambda *_: None}

@@ -1,6 +1,7 @@
 """The engine's shape, checked: the federated engine imports nothing from the methods
 built on it (not even for type hints), every registered method satisfies the engine's
-protocol, no module in src/ is over 400 lines, and the package has no import cycle."""
+protocol with at most the 13 hooks ``methods.base`` lists, no module in src/ is over 400
+lines and no function over 80, and the package has no import cycle."""
 
 from __future__ import annotations
 
@@ -52,6 +53,39 @@ def test_every_method_speaks_the_engine_protocol(name):
         assert hooks
         missing = [h for h in hooks if not callable(getattr(method, h, None))]
         assert not missing, f"{name} lacks {missing}"
+
+
+def test_no_function_is_over_80_lines():
+    long = {
+        f"{_module(p)}.{node.name}": node.end_lineno - node.lineno + 1
+        for p in FILES
+        for node in ast.walk(ast.parse(p.read_text()))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno - node.lineno + 1 > 80
+    }
+    assert not long, long
+
+
+def test_a_method_overrides_only_the_listed_hooks():
+    """The hook list at the top of ``methods.base`` is the whole interface: at most 13
+    hooks, each one of ``FedMethod``'s, every public method of ``FedMethod`` a listed hook
+    or one of its helpers, and every shipped method overriding only hooks and values."""
+    import re
+
+    import dfnas.methods.base as base
+
+    listed = base.__doc__.split("may override")[1].split("and two values")[0]
+    hooks = set(re.findall(r"^    (\w+)\(", listed, re.M))
+    assert 10 <= len(hooks) <= 13, sorted(hooks)
+    helpers = {"clip", "model_spec", "state_dict", "load_state_dict"}
+    public = {n for n, v in vars(FedMethod).items() if callable(v) and not n.startswith("_")}
+    assert public == hooks | helpers, public ^ (hooks | helpers)
+    values = {"server_state", "validation_fraction"}
+    for name in METHODS.names():
+        cls = METHODS.get(name).implementation
+        for klass in cls.__mro__[: cls.__mro__.index(FedMethod)]:
+            over = {n for n in vars(klass) if n in vars(FedMethod) and not n.startswith("_")}
+            assert over <= hooks | values, (name, klass.__name__, over - hooks - values)
 
 
 def test_no_module_is_over_400_lines():

@@ -112,27 +112,30 @@ def flower_prepare(args: argparse.Namespace) -> None:
     # TOML's basic strings take JSON's escapes: json.dumps writes a valid TOML value
     config.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items()))
     print(f"{len(shards)} client shards and {config} written; start one SuperNode per client:")
-    node = f"partition-id=K shard=\"{shards[0].parent}/clientK.npz\""
+    node = f'partition-id=K shard="{shards[0].parent}/clientK.npz"'
     print(f"  flower-supernode --node-config '{node}' --superlink <address> ...")
     print(f"then: flwr run flower <superlink connection> --run-config {config}")
 
 
 @command
 def latency(args: argparse.Namespace) -> None:
-    """Measure each candidate block's latency on this machine (a device budget's table)."""
+    """Measure each candidate block's latency on this machine (a device budget's table),
+    as the method whose search space it is makes it (``MethodSpec.makes``)."""
     import torch
 
     from dfnas.data import load_cached
     from dfnas.federated.loop import resolve_device
     from dfnas.io import write_json
-    from dfnas.search.latency import measure_latency_table
-    from dfnas.search.supernet import ShuffleSupernet
+    from dfnas.methods import METHODS
 
     if args.threads:
         torch.set_num_threads(args.threads)
     ds = load_cached(args.data)
-    net = ShuffleSupernet(ds.in_shape, ds.num_classes, **args.model_args)
-    table = measure_latency_table(net, resolve_device(args.device))
+    declared = METHODS.get(args.method)
+    device = resolve_device(args.device)
+    table = declared.make_input(
+        "latency_table", ds.in_shape, ds.num_classes, args.model_args, device
+    )
     write_json(args.out, table)
     fastest = table["fixed_ms"] + sum(min(row) for row in table["op_ms"])
     print(f"{len(table['op_ms'])} layers measured; fastest child {fastest:.3f} ms -> {args.out}")
@@ -260,7 +263,13 @@ def _run_args(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dfnas", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_data_commands, _run_commands, _report_commands):
+        add(sub)
+    return parser
 
+
+def _data_commands(sub: argparse._SubParsersAction) -> None:
+    """What the pipeline's first stages and the device budgets run."""
     p = sub.add_parser("dataset", help=dataset.__doc__)
     p.add_argument("--name", required=True, help="dataset name (config key)")
     p.add_argument("--options", type=_json_arg, default={}, help="loader options (JSON)")
@@ -272,6 +281,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spec", type=_json_arg, required=True, help="partition spec (JSON)")
     p.add_argument("--out", required=True, help="output folder")
 
+    p = sub.add_parser("latency", help=latency.__doc__)
+    p.add_argument("--data", required=True, help="data.npz (gives the input shape)")
+    p.add_argument("--method", default="dfnas", help="the method whose search space it is")
+    p.add_argument("--model-args", type=_json_arg, default={}, help="supernet args (JSON)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--out", required=True, help="output JSON")
+
+    p = sub.add_parser("check-config", help=check_config.__doc__)
+    p.add_argument("configfile")
+
+
+def _run_commands(sub: argparse._SubParsersAction) -> None:
+    """A run (one stage of one method), its deployment on Flower, and its export."""
     p = sub.add_parser("run", help=run.__doc__)
     _run_args(p)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
@@ -282,9 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="processes that train a round's clients at once, sharing the threads (CPU)",
     )
-    p.add_argument(
-        "--latency-table", default=None, help="a latency budget's table (dfnas latency)"
-    )
+    p.add_argument("--latency-table", default=None, help="a latency budget's table (dfnas latency)")
     p.add_argument("--stage", default=None, help="the method's stage to run (default: first)")
     p.add_argument("--prior", default=None, help="folder the stage before this one wrote")
     p.add_argument("--out", required=True, help="output folder")
@@ -297,13 +318,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--shards", required=True, help="folder for client<k>.npz and <name>.run_config.toml"
     )
 
-    p = sub.add_parser("latency", help=latency.__doc__)
-    p.add_argument("--data", required=True, help="data.npz (gives the input shape)")
-    p.add_argument("--model-args", type=_json_arg, default={}, help="supernet args (JSON)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--out", required=True, help="output JSON")
+    p = sub.add_parser("export", help=export.__doc__)
+    p.add_argument("--run-dir", required=True, help="a run's folder (model.pt, model.json)")
+    p.add_argument("--data", required=True, help="data.npz written by the dataset stage")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", required=True, help="export.json (model.onnx goes beside it)")
 
+
+def _report_commands(sub: argparse._SubParsersAction) -> None:
+    """Tables, the verdict and figures, from the runs' result contracts."""
     p = sub.add_parser("collect", help=collect.__doc__)
     p.add_argument("metrics", nargs="+", help="metrics.json files of the runs")
     p.add_argument(
@@ -325,12 +348,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target-accuracy", type=_share, default=None, help="absolute target")
     p.add_argument("--out-dir", required=True)
 
-    p = sub.add_parser("export", help=export.__doc__)
-    p.add_argument("--run-dir", required=True, help="a run's folder (model.pt, model.json)")
-    p.add_argument("--data", required=True, help="data.npz written by the dataset stage")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", required=True, help="export.json (model.onnx goes beside it)")
-
     p = sub.add_parser("verdict", help=verdict.__doc__)
     p.add_argument("metrics", nargs="+", help="metrics.json of every run")
     p.add_argument("--spec", required=True, help="the config's verdict block (JSON)")
@@ -349,10 +366,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--figure", required=True, help="the figure's name")
     p.add_argument("--source", required=True, help="the run's file it is drawn from")
     p.add_argument("--out", required=True, help="output path without extension")
-
-    p = sub.add_parser("check-config", help=check_config.__doc__)
-    p.add_argument("configfile")
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,7 +25,7 @@ from dfnas.errors import ConfigError
 from dfnas.federated.checkpoint import fingerprint, remove_checkpoint
 from dfnas.federated.clients import ClientRunner
 from dfnas.federated.config import TrainConfig
-from dfnas.federated.loop import run_federated
+from dfnas.federated.loop import RunResult, run_federated
 from dfnas.io import read_json
 from dfnas.methods import METHODS, FedMethod, MethodSetup
 from dfnas.methods.stages import Stage
@@ -161,13 +161,29 @@ def run_method(
         clients=clients,
     )
     assert result is not None
+    metrics = _write(out, run_config, result, method, this, prior)
+    remove_checkpoint(ckpt)
+    return metrics
+
+
+def _write(
+    out: Path,
+    run_config: dict[str, Any],
+    result: RunResult,
+    method: FedMethod,
+    stage: Stage,
+    prior: str | Path | None,
+) -> dict[str, Any]:
+    """The stage's result contract, its method's own files and where the run came from;
+    returns its metrics (a later stage's carry the earlier stages' costs)."""
+    spec = run_config["spec"]
     metrics = {
-        "run": name,
+        "run": run_config["name"],
         "method": spec["method"],
-        "stage": this.name,
+        "stage": stage.name,
         "model": method.setup.model,
-        "dataset": ds.name,
-        "partition_checksum": checksum,
+        "dataset": run_config["dataset"],
+        "partition_checksum": run_config["partition_checksum"],
         **result.metrics,
     }
     if prior is not None:
@@ -178,7 +194,7 @@ def run_method(
         "experiment": experiment_of(out),
         **{k: metrics[k] for k in PROVENANCE_KEYS if k in metrics},
     }
-    files = METHODS.get(this.method or spec["method"]).files(method)
+    files = METHODS.get(stage.method or spec["method"]).files(method)
     write_results(
         out,
         metrics,
@@ -189,5 +205,4 @@ def run_method(
         result.personalized,
         files,
     )
-    remove_checkpoint(ckpt)
     return metrics

@@ -203,6 +203,14 @@ def input_files_arg(wildcards, input):
     return f"--latency-table {shlex.quote(tables[0])}" if tables else ""
 
 
+def space_method(wildcards):
+    """The method whose search space ``wildcards.space`` is (it makes the space's inputs)."""
+    for name, run in config["runs"].items():
+        if run.get("space", name) == wildcards.space:
+            return run["method"]
+    raise ValueError(f"no run of search space '{wildcards.space}'")
+
+
 def space_args(wildcards):
     """model_args of the search space ``wildcards.space``: its runs' (each device type's)."""
     for name, run in config["runs"].items():

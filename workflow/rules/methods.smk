@@ -58,12 +58,14 @@ for _method in METHODS.names():
 
 rule latency_table:
     # Per-op latency of a search space's candidate blocks, measured on the machine
-    # that runs this job: the table a device's latency budget is checked against.
+    # that runs this job: the table a device's latency budget is checked against, made
+    # as the space's method declares (dfnas.methods.spec.MethodSpec.makes).
     input:
         data=dataset_npz,
     output:
         "results/{experiment}/latency/{dataset}/{space}.json",
     params:
+        method=space_method,
         model_args=space_args,
         device=config["device"],
     threads: config["threads_per_run"]
@@ -78,5 +80,6 @@ rule latency_table:
     conda:
         "../../envs/dfnas.yaml"
     shell:
-        "python -m dfnas latency --data {input.data} --model-args {params.model_args:q}"
+        "python -m dfnas latency --method {params.method} --data {input.data}"
+        " --model-args {params.model_args:q}"
         " --device {params.device} --threads {threads} --out {output} > {log} 2>&1"

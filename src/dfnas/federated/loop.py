@@ -125,35 +125,10 @@ def run_federated(
     round's clients in that many forked processes, sharing this process's threads; the
     result is the same as one after another at the same threads per client. ``clients``
     replaces where clients train (a deployment's nodes, ``dfnas.deploy.flower``)."""
-    cfg = method.train_cfg
-    device = resolve_device(str(device))
-    if client_workers < 1:
-        raise ConfigError(f"client_workers: expected an integer >= 1, got {client_workers}")
-    if client_workers > 1 and device.type != "cpu":
-        raise ConfigError(
-            f"client_workers: {client_workers} worker processes train clients on CPU only; "
-            f"use 1 on {device.type}"
-        )
-    check_precision(cfg.precision, device)
-    torch.manual_seed(seed)
-    model = method.build_model()
-    channels_last = use_channels_last(cfg.channels_last, model, device, cfg.precision)
-    data = DeviceData.from_dataset(dataset, device, cfg.augment, channels_last)
-    train_idx, val_idx = _split_validation(partition, method.validation_fraction, device)
-    sim = Simulation(
-        method=method,
-        data=data,
-        partition=partition,
-        train_idx=train_idx,
-        val_idx=val_idx,
-        per_round=cfg.per_round(partition.num_clients),
-        seed=seed,
-        device=device,
-        client_workers=client_workers,
-        log=log,
-        clients=clients or local_runner(client_workers),
+    sim, model, channels_last = _simulation(
+        method, dataset, partition, seed, device, client_workers, clients, log
     )
-
+    cfg, device, data = method.train_cfg, sim.device, sim.data
     start, history = 0, []
     totals = dict.fromkeys(COST_KEYS, 0) | {"wall_seconds": 0.0}
     client_store: dict[int, dict] = {}
@@ -185,18 +160,9 @@ def run_federated(
         history.append(row)
         progress.round_done(row)
         if checkpoint:
-            save_checkpoint(
-                checkpoint,
-                {
-                    "fingerprint": fingerprint,
-                    "round": r,
-                    "model": model.state_dict(),
-                    "method": method.state_dict(),
-                    "history": history,
-                    "totals": totals,
-                    "client_store": client_store,
-                },
-            )
+            state = {"fingerprint": fingerprint, "round": r, "model": model.state_dict()}
+            state |= {"method": method.state_dict(), "history": history, "totals": totals}
+            save_checkpoint(checkpoint, state | {"client_store": client_store})
         if stop_after is not None and r + 1 >= stop_after:
             return None
 
@@ -208,6 +174,48 @@ def set_progress(model: nn.Module, round_: int, rounds: int) -> None:
     whose behaviour follows training progress (DARTS's drop-path grows) is told it."""
     if hasattr(model, "set_progress"):
         model.set_progress(round_ / rounds)
+
+
+def _simulation(
+    method: FederatedMethod,
+    dataset: ImageDataset,
+    partition: ClientPartition,
+    seed: int,
+    device: str | torch.device,
+    client_workers: int,
+    clients: ClientRunner | None,
+    log: Any,
+) -> tuple[Simulation, nn.Module, bool]:
+    """The run's fixed setting, its freshly built network (seeded) and its layout."""
+    cfg = method.train_cfg
+    device = resolve_device(str(device))
+    if client_workers < 1:
+        raise ConfigError(f"client_workers: expected an integer >= 1, got {client_workers}")
+    if client_workers > 1 and device.type != "cpu":
+        raise ConfigError(
+            f"client_workers: {client_workers} worker processes train clients on CPU only; "
+            f"use 1 on {device.type}"
+        )
+    check_precision(cfg.precision, device)
+    torch.manual_seed(seed)
+    model = method.build_model()
+    channels_last = use_channels_last(cfg.channels_last, model, device, cfg.precision)
+    data = DeviceData.from_dataset(dataset, device, cfg.augment, channels_last)
+    train_idx, val_idx = _split_validation(partition, method.validation_fraction, device)
+    sim = Simulation(
+        method=method,
+        data=data,
+        partition=partition,
+        train_idx=train_idx,
+        val_idx=val_idx,
+        per_round=cfg.per_round(partition.num_clients),
+        seed=seed,
+        device=device,
+        client_workers=client_workers,
+        log=log,
+        clients=clients or local_runner(client_workers),
+    )
+    return sim, model, channels_last
 
 
 def place(model: nn.Module, device: torch.device, channels_last: bool) -> nn.Module:

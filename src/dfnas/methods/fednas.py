@@ -26,7 +26,7 @@ from dfnas.federated.context import LocalWork, ServerContext, StepContext
 from dfnas.methods.base import FedMethod, MethodSetup
 from dfnas.methods.spec import METHODS
 from dfnas.methods.stages import Stage
-from dfnas.models.darts_search import derive_genotype
+from dfnas.search.darts_supernet import derive_genotype
 from dfnas.search.health import alpha_summary, search_warnings
 from dfnas.search.milenas import milenas_step, milenas_step_one_train_pass
 from dfnas.search.optimizers import SearchOptimizers

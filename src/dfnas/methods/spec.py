@@ -64,8 +64,11 @@ class MethodSpec:
     # for it (``macs``, ``latency_ms``); None: the method does not search per device
     per_device: Callable[[str, dict[str, float]], dict[str, Any]] | None = None
     # the files a run with these options reads beyond its data, made by the workflow and
-    # passed by path (``MethodSetup.inputs``; DFNAS: ``latency_table``)
+    # passed by path (``MethodSetup.inputs``; DFNAS: ``latency_table``) ...
     reads: Callable[[dict[str, Any]], tuple[str, ...]] = no_files
+    # ... and how each is made, on the machine that trains: name -> function(in_shape,
+    # num_classes, model_args, device) -> its JSON (``dfnas latency``)
+    makes: dict[str, Callable[..., Any]] = field(default_factory=dict)
 
     def build(self, setup: MethodSetup) -> FedMethod:
         """The method object a job trains with, its options parsed and checked."""
@@ -109,6 +112,20 @@ class MethodSpec:
 
     def input_files(self, options: dict[str, Any]) -> tuple[str, ...]:
         return self.reads(options)
+
+    def make_input(
+        self,
+        name: str,
+        in_shape: tuple[int, int, int],
+        num_classes: int,
+        model_args: dict[str, Any],
+        device: Any,
+    ) -> Any:
+        """Input file ``name`` of a run with these model arguments, made here."""
+        if name not in self.makes:
+            made = ", ".join(self.makes) or "nothing"
+            raise ConfigError(f"method '{self.name}' makes no {name} (it makes: {made})")
+        return self.makes[name](in_shape, num_classes, model_args, device)
 
 
 class MethodRegistry(Registry[MethodSpec]):

@@ -9,8 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from dfnas.models.darts_ops import FactorizedReduce, ReLUConvBN, make_op
-from dfnas.models.darts_search import cell_plan, darts_stem
+from dfnas.models.darts_ops import FactorizedReduce, ReLUConvBN, cell_plan, darts_stem, make_op
 from dfnas.models.registry import MODELS
 
 
@@ -121,6 +120,6 @@ def darts(
 def darts_search(
     in_shape: tuple[int, int, int], num_classes: int, C: int = 8, layers: int = 3
 ) -> nn.Module:
-    from dfnas.models.darts_search import DartsSearchNet
+    from dfnas.search.darts_supernet import DartsSearchNet  # the search space's network
 
     return DartsSearchNet(in_shape, num_classes, C=C, layers=layers)

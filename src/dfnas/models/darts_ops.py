@@ -13,6 +13,8 @@ from torch import Tensor, nn
 
 from dfnas.models.norm import BatchNorm2d
 
+MULTIPLIER = 4  # nodes concatenated into a cell's output (both networks)
+
 PRIMITIVES = (
     "none",
     "max_pool_3x3",
@@ -159,3 +161,27 @@ def make_op(name: str, c: int, stride: int, affine: bool) -> nn.Module:
         k = int(name[-1])
         return DilConv(c, c, k, stride, k - 1, 2, affine)
     raise ValueError(f"unknown DARTS primitive {name!r}")
+
+
+# -- the stacking both networks share (search and evaluation) ---------------------------
+def reduction_layers(layers: int) -> set[int]:
+    return {layers // 3, 2 * layers // 3}
+
+
+def darts_stem(in_channels: int, C: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 3 * C, 3, padding=1, bias=False), BatchNorm2d(3 * C)
+    )
+
+
+def cell_plan(C: int, layers: int, multiplier: int = MULTIPLIER):
+    """(C_prev_prev, C_prev, C_cell, reduction, reduction_prev) per cell, as DARTS stacks
+    them: channels double at each reduction cell, a cell outputs multiplier x C_cell."""
+    c_pp, c_p, c_curr, reduction_prev = 3 * C, 3 * C, C, False
+    for i in range(layers):
+        reduction = i in reduction_layers(layers)
+        if reduction:
+            c_curr *= 2
+        yield c_pp, c_p, c_curr, reduction, reduction_prev
+        reduction_prev = reduction
+        c_pp, c_p = c_p, multiplier * c_curr

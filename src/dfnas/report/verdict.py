@@ -202,68 +202,9 @@ def verdict_table(runs: pd.DataFrame, spec: VerdictSpec) -> list[pd.DataFrame]:
                     spec.cost_factor,
                 )
             )
-        claimant_rows = block[block["run"] == spec.claimant]
-        stages = int(claimant_rows["stages_count"].max())
-        rows.append(
-            {
-                "claim": "no retraining: one stage, the child keeps the search's weights",
-                "claimant": f"{stages} stage(s); {_pm(acc[spec.claimant].to_numpy())} %",
-                "against": f"{spec.baseline}: "
-                + f"{int(block[block['run'] == spec.baseline]['stages_count'].max())} stage(s)",
-                "paired difference": "-",
-                "per seed": "",
-                "verdict": HOLDS if stages == 1 else FAILS,
-                "kind": "structure",
-                "values": np.array([]),
-            }
-        )
-        if spec.fixed and spec.fixed in present:
-            rows.append(
-                _accuracy_row(
-                    f"searched child beats its space's fixed network ({spec.fixed})",
-                    acc[spec.claimant],
-                    acc[spec.fixed],
-                    spec.claimant,
-                    spec.fixed,
-                )
-            )
-        members = [r for r in (spec.random or []) if r in present]
-        if members:
-            row = _accuracy_row(
-                f"searched child beats the mean of {len(members)} random networks of its space",
-                acc[spec.claimant],
-                _random_mean(block, members),
-                spec.claimant,
-                "random mean",
-            )
-            means = np.array([acc[r].mean() for r in members])
-            below = (means < acc[spec.claimant].mean()).sum()
-            row["per seed"] += f"; mean above {below} of {len(members)} random networks"
-            rows.append(row)
-        # every run of the claimant's method that had a budget (devices: its device runs)
-        method = claimant_rows["method"].iloc[0]
-        within = block.loc[block["method"] == method, "within_budget"].dropna()
-        rows.append(
-            {
-                "claim": "device budget honoured",
-                "claimant": (
-                    "no budget set in this config"
-                    if within.empty
-                    else f"{int(within.astype(bool).sum())} of {len(within)} budgeted runs "
-                    "x seeds within"
-                ),
-                "against": "-",
-                "paired difference": "-",
-                "per seed": "",
-                "verdict": (
-                    "not tested here"
-                    if within.empty
-                    else (HOLDS if within.astype(bool).all() else FAILS)
-                ),
-                "kind": "structure",
-                "values": np.array([]),
-            }
-        )
+        rows.append(_retraining_row(block, spec, acc))
+        rows += _space_rows(block, spec, acc)
+        rows.append(_budget_row(block, spec))
         frame = pd.DataFrame(rows)
         frame.insert(0, "partition", partition)
         frame.insert(0, "dataset", dataset)
@@ -271,6 +212,73 @@ def verdict_table(runs: pd.DataFrame, spec: VerdictSpec) -> list[pd.DataFrame]:
         frame.attrs["factor"] = spec.cost_factor
         tables.append(frame)
     return tables
+
+
+def _retraining_row(block: pd.DataFrame, spec: VerdictSpec, acc: dict[str, pd.Series]) -> dict:
+    """The claimant's child is deployed as searched: one stage, against the baseline's."""
+    stages = int(block[block["run"] == spec.claimant]["stages_count"].max())
+    baseline = int(block[block["run"] == spec.baseline]["stages_count"].max())
+    return {
+        "claim": "no retraining: one stage, the child keeps the search's weights",
+        "claimant": f"{stages} stage(s); {_pm(acc[spec.claimant].to_numpy())} %",
+        "against": f"{spec.baseline}: {baseline} stage(s)",
+        "paired difference": "-",
+        "per seed": "",
+        "verdict": HOLDS if stages == 1 else FAILS,
+        "kind": "structure",
+        "values": np.array([]),
+    }
+
+
+def _space_rows(block: pd.DataFrame, spec: VerdictSpec, acc: dict[str, pd.Series]) -> list[dict]:
+    """The searched child against its space's fixed network and its random networks."""
+    present, rows = set(block["run"]), []
+    if spec.fixed and spec.fixed in present:
+        rows.append(
+            _accuracy_row(
+                f"searched child beats its space's fixed network ({spec.fixed})",
+                acc[spec.claimant],
+                acc[spec.fixed],
+                spec.claimant,
+                spec.fixed,
+            )
+        )
+    members = [r for r in (spec.random or []) if r in present]
+    if members:
+        row = _accuracy_row(
+            f"searched child beats the mean of {len(members)} random networks of its space",
+            acc[spec.claimant],
+            _random_mean(block, members),
+            spec.claimant,
+            "random mean",
+        )
+        means = np.array([acc[r].mean() for r in members])
+        below = (means < acc[spec.claimant].mean()).sum()
+        row["per seed"] += f"; mean above {below} of {len(members)} random networks"
+        rows.append(row)
+    return rows
+
+
+def _budget_row(block: pd.DataFrame, spec: VerdictSpec) -> dict:
+    """Every run of the claimant's method that had a budget (devices: its device runs)."""
+    method = block[block["run"] == spec.claimant]["method"].iloc[0]
+    within = block.loc[block["method"] == method, "within_budget"].dropna()
+    return {
+        "claim": "device budget honoured",
+        "claimant": (
+            "no budget set in this config"
+            if within.empty
+            else f"{int(within.astype(bool).sum())} of {len(within)} budgeted runs x seeds within"
+        ),
+        "against": "-",
+        "paired difference": "-",
+        "per seed": "",
+        "verdict": (
+            "not tested here" if within.empty else (HOLDS if within.astype(bool).all() else FAILS)
+        ),
+        "kind": "structure",
+        "values": np.array([]),
+    }
 
 
 def spec_from_config(verdict: dict, arch_groups: dict[str, list[str]]) -> VerdictSpec:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from dfnas.models.shufflenet_blocks import OPS
-from dfnas.search.supernet import ShuffleSupernet, _layer_input_shapes, _out_shape
+from dfnas.search.shufflenet_supernet import ShuffleSupernet, _layer_input_shapes, _out_shape
 
 
 def _time_ms(module: nn.Module, x: torch.Tensor, repeats: int, device: torch.device) -> float:

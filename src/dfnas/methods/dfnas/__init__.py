@@ -53,8 +53,9 @@ from dfnas.models.shufflenet import ShuffleNetV2
 from dfnas.models.shufflenet_blocks import OPS
 from dfnas.search.derive import Budget, derive_path
 from dfnas.search.health import alpha_summary, search_warnings
+from dfnas.search.latency import measure_latency_table
 from dfnas.search.optimizers import decay_groups
-from dfnas.search.supernet import CostTable, ShuffleSupernet
+from dfnas.search.shufflenet_supernet import CostTable, ShuffleSupernet
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,13 @@ def input_files(options: dict[str, Any]) -> tuple[str, ...]:
     return ("latency_table",) if options.get("budget_latency_ms") is not None else ()
 
 
+def latency_table(
+    in_shape: tuple[int, int, int], num_classes: int, model_args: dict[str, Any], device: Any
+) -> dict[str, Any]:
+    """Per-op latency of this space's candidate blocks, measured on this machine."""
+    return measure_latency_table(ShuffleSupernet(in_shape, num_classes, **model_args), device)
+
+
 @METHODS.register(
     "dfnas",
     options=DfnasOptions,
@@ -120,6 +128,7 @@ def input_files(options: dict[str, Any]) -> tuple[str, ...]:
     ),
     per_device=device_options,
     reads=input_files,
+    makes={"latency_table": latency_table},
 )
 class Dfnas(FedMethod):
     server_state = (

@@ -19,7 +19,7 @@ from dfnas.models.shufflenet_blocks import OPS
 from dfnas.search.dsnas import budget_gradient, dsnas_step, sample_path, score_gradient
 from dfnas.search.health import alpha_summary
 from dfnas.search.optimizers import SearchOptimizers
-from dfnas.search.supernet import ShuffleSupernet, only_ops
+from dfnas.search.shufflenet_supernet import ShuffleSupernet, only_ops
 
 if TYPE_CHECKING:
     from dfnas.methods.dfnas import Dfnas

@@ -9,12 +9,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dfnas.models.darts_ops import PRIMITIVES, FactorizedReduce, PoolBN, ReLUConvBN, make_op
+from dfnas.models.darts_ops import (
+    MULTIPLIER,
+    PRIMITIVES,
+    FactorizedReduce,
+    PoolBN,
+    ReLUConvBN,
+    cell_plan,
+    darts_stem,
+    make_op,
+)
 from dfnas.models.mixed_norm import weighted_norm_sum
-from dfnas.models.norm import BatchNorm2d
 
 STEPS = 4  # intermediate nodes per cell
-MULTIPLIER = 4  # nodes concatenated into the cell output
 NUM_EDGES = sum(2 + i for i in range(STEPS))  # 14
 
 
@@ -83,29 +90,6 @@ class SearchCell(nn.Module):
             offset += len(states)
             states.append(s)
         return torch.cat(states[-MULTIPLIER:], dim=1)
-
-
-def reduction_layers(layers: int) -> set[int]:
-    return {layers // 3, 2 * layers // 3}
-
-
-def darts_stem(in_channels: int, C: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(in_channels, 3 * C, 3, padding=1, bias=False), BatchNorm2d(3 * C)
-    )
-
-
-def cell_plan(C: int, layers: int, multiplier: int = MULTIPLIER):
-    """(C_prev_prev, C_prev, C_cell, reduction, reduction_prev) per cell, as DARTS stacks
-    them: channels double at each reduction cell, a cell outputs multiplier x C_cell."""
-    c_pp, c_p, c_curr, reduction_prev = 3 * C, 3 * C, C, False
-    for i in range(layers):
-        reduction = i in reduction_layers(layers)
-        if reduction:
-            c_curr *= 2
-        yield c_pp, c_p, c_curr, reduction, reduction_prev
-        reduction_prev = reduction
-        c_pp, c_p = c_p, multiplier * c_curr
 
 
 class DartsSearchNet(nn.Module):
