@@ -30,8 +30,9 @@ include: "workflow/rules/report.smk"
 
 
 # Baselines of your own: every workflow/rules/baselines/*.smk is included. A rule there
-# writes the result contract under results/<dataset>/<partition>/<name>/seed<k>/ and the
-# name goes into the config's external_runs (see README, "Add a baseline").
+# writes the result contract under
+# results/<experiment>/runs/<dataset>/<partition>/<name>/seed<k>/ and the name goes into
+# the config's external_runs (see README, "Add a baseline").
 for _baseline in sorted(glob.glob(os.path.join(workflow.basedir, "workflow/rules/baselines/*.smk"))):
 
     include: _baseline

@@ -85,6 +85,10 @@ def test_config_readme_documents_every_method_and_option(name):
     assert not missing, f"config/README.md, `{name}` options: undocumented {missing}"
 
 
-def test_config_readme_names_every_model():
+def test_config_readme_and_schema_name_every_model():
     models = [line for line in README.splitlines() if line.startswith("| `model` |")]
     assert all(f"`{m}`" in models[0] for m in MODELS.names())
+    described = load_schema()["properties"]["runs"]["additionalProperties"]["properties"]["model"]
+    assert set(described["description"].split("): ")[1].replace(",", "").split()) == set(
+        MODELS.names()
+    )

@@ -17,6 +17,7 @@ import torch
 from helpers import make_method, partition, tiny_dataset
 
 from conftest import REPO
+from dfnas.errors import ConfigError
 from dfnas.federated.loop import run_federated
 from dfnas.methods import METHODS
 from dfnas.methods.options import matches
@@ -151,3 +152,23 @@ def test_hooks_see_the_rounds_global_state():
     for state in seen:
         assert all(torch.equal(state[k].contiguous(), seen[0][k].contiguous()) for k in state)
     assert json.dumps(sorted(seen[0])) == json.dumps(sorted(start))
+
+
+def test_a_declaration_that_contradicts_itself_is_refused_before_training():
+    """A hand-off no stage writes, or a figure from a file the run does not write, stops the
+    workflow at start; a file declared from a member the method lacks stops the build."""
+    from dfnas.methods import FedMethod, MethodSpec, RunFigure, Stage
+
+    handoff = MethodSpec("x", FedMethod, stages=(Stage("a"), Stage("b", receives={"g": "g.json"})))
+    with pytest.raises(ConfigError, match=r"stage b receives g from 'g.json', which stage a"):
+        handoff.check_stages()
+    figure = MethodSpec("x", FedMethod, figures=(RunFigure("f", "f.json", "m:f", "f.rst"),))
+    with pytest.raises(ConfigError, match=r"figure f is drawn from 'f.json'"):
+        figure.check_stages()
+    ds = tiny_dataset()
+    setup = make_method(ds).setup
+    with pytest.raises(TypeError, match=r"declares writes from \['genotype'\]"):
+        MethodSpec("x", FedMethod, writes={"g.json": "genotype"}).build(setup)
+    assert MethodSpec("x", FedMethod, writes={"g.json": "genotype"}).stage_writes(Stage("a")) == (
+        "g.json",
+    )

@@ -4,10 +4,10 @@ Rules pass every value explicitly (JSON for structured settings), so Snakemake s
 one as a param and reruns exactly the jobs a config change touches, and every stage can be
 run and tested without Snakemake::
 
-    python -m dfnas dataset --name digits --out results/datasets/digits
-    python -m dfnas partition --data results/datasets/digits/data.npz \\
-        --spec '{"partitioner": "iid", "num_clients": 10}' \\
-        --out results/partitions/digits/iid/seed42
+    python -m dfnas dataset --name digits --out results/datasets/digits-<digest>
+    python -m dfnas partition --data results/datasets/digits-<digest>/data.npz \\
+        --spec '{"partitioner": "iid", "num_clients": 10, "seed": 42}' \\
+        --out results/partitions/digits-<digest>/iid-<digest>
 """
 
 from __future__ import annotations

@@ -133,6 +133,7 @@ def _check_stage(
 ) -> None:
     from dfnas.federated.config import TrainConfig
     from dfnas.methods import METHODS, MethodSetup
+    from dfnas.methods.options import parse_options
     from dfnas.models import MODELS
 
     declared = METHODS.get(method)
@@ -147,6 +148,7 @@ def _check_stage(
     inputs = {name: "" for name in declared.input_files(options)}
     try:
         cfg = TrainConfig.from_dict(spec["training"])
+        parse_options(declared.options, options)  # the same on every dataset
     except ConfigError as exc:
         raise ConfigError(f"{where}.{exc}") from None
     for dname, shape in shapes.items():

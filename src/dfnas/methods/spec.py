@@ -14,8 +14,9 @@ variant registers ``like=`` another method, taking its declarations and changing
 ``writes`` names the files a method writes beside the result contract and the member of
 the method that gives each one's JSON (a method or an attribute). A stage writes what
 the method it runs declares, so the two cannot disagree; ``build`` checks that every
-member named exists before the first round, and ``check_stages`` that every hand-off a
-stage receives is written by the stage before, when the workflow starts.
+member named exists before the first round, and ``check_stages``, when the workflow
+starts, that every hand-off a stage receives is written by the stage before and every
+figure drawn from a file the last stage writes.
 """
 
 from __future__ import annotations
@@ -95,7 +96,8 @@ class MethodSpec:
         return tuple(spec.writes)
 
     def check_stages(self) -> None:
-        """Every hand-off a stage receives is a file the stage before writes."""
+        """Every hand-off a stage receives is a file the stage before writes, and every
+        figure is drawn from a file the last stage writes."""
         for before, stage in zip(self.stages, self.stages[1:], strict=False):
             written = self.stage_writes(before)
             for arg, file in stage.receives.items():
@@ -104,6 +106,13 @@ class MethodSpec:
                         f"method '{self.name}': stage {stage.name} receives {arg} from "
                         f"'{file}', which stage {before.name} does not write ({list(written)})"
                     )
+        last = self.stage_writes(self.stages[-1])
+        for fig in self.figures:
+            if fig.source not in last:
+                raise ConfigError(
+                    f"method '{self.name}': figure {fig.name} is drawn from '{fig.source}', "
+                    f"which its last stage does not write ({list(last)})"
+                )
 
     def device_options(self, device: str, budget: dict[str, float]) -> dict[str, Any]:
         if self.per_device is None:

@@ -1,14 +1,18 @@
-"""What a method asks of the workflow: its stages, what each hands the next, the files it
-writes beside the result contract, and the per-run figures drawn from them.
+"""A method's stages, what each hands the next, and the per-run figures drawn from the
+files they write; declared where the method registers (``methods.spec.MethodSpec``).
 
 The workflow builds its rules from these declarations (workflow/rules/methods.smk): one
 rule per (method, stage), one per (method, figure). It never looks at a method's name, so
 a two-stage method is one file, like a one-stage one::
 
-    stages = (
-        Stage("search", writes=("genotype.json",)),
+    stages=(
+        Stage("search"),
         Stage("train", method="fedavg", model="darts", receives={"genotype": "genotype.json"}),
     )
+
+A stage writes, beside its contract, the files the method it runs declares (``writes``
+of its ``MethodSpec``): FedNAS's search writes genotype.json, which the train stage
+receives as its DARTS network's ``genotype``.
 
 A run's config entry sets the first stage (its method, model, model_args, options,
 training); a later stage ``X`` takes its own from the entry's ``X_stage`` (model_args,
@@ -39,8 +43,6 @@ class Stage:
     model: str | None = None
     # model_args key -> file written by the previous stage: the hand-off
     receives: dict[str, str] = field(default_factory=dict)
-    # files this stage writes beside the contract (a hand-off, an architecture record)
-    writes: tuple[str, ...] = ()
 
     def config_key(self) -> str:
         """The run-config key holding a later stage's own settings."""
@@ -52,7 +54,7 @@ class RunFigure:
     """A figure drawn per run from one file the run's last stage writes."""
 
     name: str  # folder under results/<experiment>/figures/, and its report category
-    source: str  # the file it is drawn from (one of the last stage's ``writes``)
+    source: str  # the file it is drawn from (one the last stage's method ``writes``)
     draw: str  # "module:function", called as function(source_path, out_stem)
     caption: str  # the caption's file under workflow/report/
 

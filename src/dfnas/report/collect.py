@@ -1,7 +1,7 @@
 """Read every run that follows the result contract into one table, and write the
 comparison as CSV, Markdown and LaTeX::
 
-    runs = load_runs(["results/digits/iid/dfnas/seed0/metrics.json", ...])
+    runs = load_runs(["results/digits/runs/digits/iid/dfnas/seed0/metrics.json", ...])
     table = comparison(runs, reference="dfnas")
 
 A run is found by its metrics.json alone, so a baseline added as a standalone rule (even

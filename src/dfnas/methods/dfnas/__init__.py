@@ -75,7 +75,7 @@ class DfnasOptions:
     fix_threshold: float | None = 0.3  # DSNAS's early fixing; null disables it
     bn_batches: int | None = 8  # BN re-estimation: batches per client (null: all data)
     budget_macs: float | None = None  # device budget: MACs per inference
-    # device budget: latency from the table the workflow measures (``input_files``)
+    # device budget: latency from the table the workflow measures (``reads``, ``makes``)
     budget_latency_ms: float | None = None
     cost_coef: float = 1.0
     client_state: Literal["none", "optimizer"] = "none"
