@@ -91,6 +91,8 @@ def test_tiny_pipeline_end_to_end(tmp_path):
     runs = {"fedavg_cnn", "dfnas-fast", "fednas", "majority", "fedprox_cnn", "fednas_darts"}
     assert set(table["run"]) == runs
     assert (exp / "tables/comparison.md").read_text().count("| digits") == len(runs)
+    # where the numbers come from (each run's provenance), under the table
+    assert "Measured on: " in (exp / "tables/comparison.md").read_text()
     assert (exp / "tables/comparison.tex").exists()
     # matched compute: the cheapest run is read at its own total; the external run has no
     # history; a run whose first evaluation cost more than the budget has none within it

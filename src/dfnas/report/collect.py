@@ -11,6 +11,7 @@ one that shells out to another tool) shows up here as soon as it writes the cont
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +68,7 @@ def load_runs(paths: list[str | Path]) -> pd.DataFrame:
             m["client_seconds"] if on_gpu else m.get("client_cpu_seconds", m["client_seconds"])
         )
         row["device"] = m.get("device", "")
+        row["measured_on"] = measured_on(m)
         stages = m.get("stages", {})
         row["search_train_flops"] = stages.get("search", {}).get("train_flops", 0)
         # jobs of the method: a later job builds a fresh network (FedNAS retrains its
@@ -157,7 +159,22 @@ def comparison(
     if arch_groups:
         table = add_random_distribution(table, arch_groups)
     table.attrs["reference"] = ref
+    table.attrs["measured_on"] = sorted(set(runs["measured_on"]) - {""})
     return table
+
+
+def measured_on(metrics: dict) -> str:
+    """Where a run's numbers come from (its provenance in metrics.json): bitwise equality
+    and the clocks hold only on one CPU kind, torch build and code version."""
+    if "cpu" not in metrics:  # an external run, or one from before provenance was kept
+        return ""
+    isa = metrics.get("cpu_capability", "?")
+    device = metrics.get("device_name", metrics["cpu"])
+    code = re.sub(r"^([0-9a-f]{12})[0-9a-f]{28}", r"\1", metrics.get("code_version", "unrecorded"))
+    return (
+        f"{device} ({isa}), torch {metrics.get('torch_version', '?')}, "
+        f"{metrics.get('threads', '?')} threads, code {code}"
+    )
 
 
 def unhealthy_searches(runs: pd.DataFrame) -> list[str]:
@@ -274,6 +291,8 @@ def write_tables(table: pd.DataFrame, csv: Path, md: Path, tex: Path) -> None:
         "ONNX kB / latency ms: the exported final network (export/export.json), its "
         "single-image latency measured in onnxruntime on one thread of this machine.\n"
     )
+    if table.attrs.get("measured_on"):
+        note += "\nMeasured on: " + "; ".join(table.attrs["measured_on"]) + ".\n"
     with atomic_path(md) as tmp:
         Path(tmp).write_text(nice.to_markdown(index=False) + note)
     with atomic_path(tex) as tmp:
