@@ -29,7 +29,7 @@ paper: setup
 	set -e; for c in $(PAPER_CONFIGS); do $(VENV)/bin/snakemake --cores all --configfile $$c; done
 
 lint: setup
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks scripts
 	$(VENV)/bin/snakemake --lint
 
 test: lint
