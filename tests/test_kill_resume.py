@@ -1,6 +1,10 @@
 """kill -9 of a real `dfnas run` process after a round, then a rerun: the run ends with
-the same model tensors and the same history (all but the clocks) as a run never killed,
-for every registered method (FedNAS: its search stage, which checkpoints like any run)."""
+the same model tensors and the same history (all but the clocks) as a run never killed.
+
+Every registered method but FedNAS (54 s of CI): a checkpoint holds what the loop keeps
+plus the method's ``server_state``, whatever the method, so the kill itself is tested on
+FedAvg and DFNAS (whose server state is the largest), and FedNAS's resume is tested
+bitwise in tests/test_faults.py (3 channels, and with client workers)."""
 
 from __future__ import annotations
 
@@ -44,7 +48,7 @@ def _checkpoint(out):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", METHODS.names())
+@pytest.mark.parametrize("name", [n for n in METHODS.names() if n != "fednas"])
 def test_kill_9_then_rerun_ends_where_an_unkilled_run_ends(tmp_path, name):
     ds = tiny_dataset(channels=1)
     data = tmp_path / "data.npz"

@@ -56,6 +56,26 @@ def _has_avx512() -> bool:
 ISAS = ["native"] + (["AVX2"] if _has_avx512() else [])
 
 
+def _id(net: tuple[str, dict]) -> str:
+    return net[0] + "".join(f"-{k}{v}" for k, v in net[1].items() if k in ("C", "ops"))
+
+
+def _emulated(net: tuple[str, dict]) -> bool:
+    """Whether a network also runs on emulated AVX2: all but the C 8 DARTS search net,
+    whose AVX2 cases cost 40 s of CI; C 2 and C 4 take the same kernels at the small
+    channel counts where the strided 1x1 fault lived, and C 8 runs on native kernels."""
+    return not (net[0] == "darts_search" and net[1].get("C") == 8)
+
+
+CASES = [
+    pytest.param(net, shape, isa, id=f"{_id(net)}-{shape}-{isa}")
+    for net in NETWORKS
+    for shape in SHAPES
+    for isa in ISAS
+    if isa == "native" or _emulated(net)
+]
+
+
 def run_case(name: str, args: dict, shape: str, runs: list[str], isa: str) -> list[dict]:
     env = dict(os.environ)
     if isa != "native":
@@ -68,14 +88,8 @@ def run_case(name: str, args: dict, shape: str, runs: list[str], isa: str) -> li
     return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
 
 
-def _id(net: tuple[str, dict]) -> str:
-    return net[0] + "".join(f"-{k}{v}" for k, v in net[1].items() if k in ("C", "ops"))
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("isa", ISAS)
-@pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("net", NETWORKS, ids=_id)
+@pytest.mark.parametrize("net,shape,isa", CASES)
 def test_gradients_match_float64_in_every_layout(net, shape, isa):
     name, args = net
     runs = ["1:fp32", "2:fp32"] + (["2:bf16"] if isa == "native" else [])

@@ -159,7 +159,8 @@ def comparison(
     if arch_groups:
         table = add_random_distribution(table, arch_groups)
     table.attrs["reference"] = ref
-    table.attrs["measured_on"] = sorted(set(runs["measured_on"]) - {""})
+    where = runs.get("measured_on", [])
+    table.attrs["measured_on"] = sorted(set(where) - {""})
     return table
 
 
