@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from engine_fingerprint import stable  # the scripts' folder is on sys.path when run
 
 # measured, not computed; or where the run came from
 UNSTABLE = re.compile(
@@ -29,11 +30,7 @@ UNSTABLE = re.compile(
 
 
 def _stable(obj):
-    if isinstance(obj, dict):
-        return {k: _stable(v) for k, v in obj.items() if not UNSTABLE.search(k)}
-    if isinstance(obj, list):
-        return [_stable(v) for v in obj]
-    return obj
+    return stable(obj, UNSTABLE)
 
 
 def compare_run(a: Path, b: Path) -> list[str]:

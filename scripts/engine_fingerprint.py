@@ -50,11 +50,12 @@ CASES = {
 }
 
 
-def stable(obj):
+def stable(obj, unstable: re.Pattern = UNSTABLE):
+    """``obj`` without the entries whose key ``unstable`` matches, at any depth."""
     if isinstance(obj, dict):
-        return {k: stable(v) for k, v in obj.items() if not UNSTABLE.search(k)}
+        return {k: stable(v, unstable) for k, v in obj.items() if not unstable.search(k)}
     if isinstance(obj, list):
-        return [stable(v) for v in obj]
+        return [stable(v, unstable) for v in obj]
     return obj
 
 
