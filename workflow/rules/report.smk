@@ -1,8 +1,11 @@
 # Tables and figures from every run that follows the result contract (registered methods
-# and external runs alike), captioned for `snakemake --report report.html`.
+# and external runs alike), captioned for `snakemake --report report.html`. They take
+# seconds and read only small files: on a cluster they run where Snakemake runs
+# (localrule), not queued as jobs of their own.
 
 
 rule collect:
+    localrule: True
     input:
         metrics=run_targets(),
         exports=export_targets(),
@@ -35,6 +38,7 @@ rule collect:
 
 
 rule verdict:
+    localrule: True
     input:
         run_targets(),
     output:
@@ -67,6 +71,7 @@ rule verdict:
 
 
 rule figures:
+    localrule: True
     input:
         metrics=run_targets(),
         table=rules.collect.output.csv,
@@ -103,7 +108,7 @@ rule figures:
         " --out-dir results/{wildcards.experiment}/figures > {log} 2>&1"
 
 
-# Per-run figures a method declares (dfnas.methods.stages.RunFigure), drawn from a file
+# Per-run figures a method declares (dfnas.methods.stages.RunFigure, in its MethodSpec), drawn from a file
 # its run writes beside metrics.json, before it: metrics.json marks the run complete, so it
 # is the input that orders the figure after the run.
 for _method in METHODS.names():
@@ -112,6 +117,7 @@ for _method in METHODS.names():
         rule:
             name:
                 f"{_method}_{_figure.name}_figure"
+            localrule: True
             wildcard_constraints:
                 run=alternatives(RUNS_OF[_method]),
             input:
