@@ -22,7 +22,7 @@ def _run(name: str, workers: int, threads: int):
     method = small_method(
         ds,
         name,
-        rounds=3,
+        rounds=3 if name == "dfnas" else 2,  # DFNAS: 2 search rounds, then its child
         local_steps=2,
         batch_size=8,
         clients_per_round=4,
