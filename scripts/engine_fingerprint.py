@@ -88,8 +88,8 @@ def files_of(method) -> dict:
     """The files the run writes beside the contract (its method's declared ``writes``)."""
     if hasattr(method, "extra_outputs"):  # the code before the declarative spec (issue 23)
         return method.extra_outputs()
-    name = {"Dfnas": "dfnas", "Fednas": "fednas"}.get(type(method).__name__)
-    return METHODS.get(name).files(method) if name else {}
+    declared = [METHODS.get(n) for n in METHODS.names()]
+    return next(d for d in declared if d.implementation is type(method)).files(method)
 
 
 def main() -> None:

@@ -88,8 +88,11 @@ def build_method(
     return declared.build(setup)
 
 
-def _stage(spec: dict[str, Any], stage: str | None, prior: str | Path | None) -> tuple[int, Stage]:
-    """Which of the method's stages this job runs, refusing a missing or needless prior."""
+def _stage(
+    spec: dict[str, Any], stage: str | None, prior: str | Path | None
+) -> tuple[Stage, bool]:
+    """Which of the method's stages this job runs, and whether it is the last; a missing
+    or needless prior is refused."""
     stages = METHODS.get(spec["method"]).stages
     names = [s.name for s in stages]
     if stage is not None and stage not in names:
@@ -103,7 +106,7 @@ def _stage(spec: dict[str, Any], stage: str | None, prior: str | Path | None) ->
         )
     if index == 0 and prior is not None:
         raise ConfigError(f"prior: stage {stages[index].name} is the method's first; it takes none")
-    return index, stages[index]
+    return stages[index], index == len(stages) - 1
 
 
 def run_method(
@@ -131,8 +134,7 @@ def run_method(
         raise ConfigError(f"runs.{name}.{unknown[0]}: unknown key")
     if threads:
         torch.set_num_threads(threads)
-    index, this = _stage(spec, stage, prior)
-    last = index == len(METHODS.get(spec["method"]).stages) - 1
+    this, last = _stage(spec, stage, prior)
     out = Path(out_dir)
     ds = load_cached(data)
     part = read_partition(partition)

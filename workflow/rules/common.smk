@@ -203,20 +203,23 @@ def input_files_arg(wildcards, input):
     return f"--latency-table {shlex.quote(tables[0])}" if tables else ""
 
 
-def space_method(wildcards):
-    """The method whose search space ``wildcards.space`` is (it makes the space's inputs)."""
+def space_run(wildcards):
+    """A run of the search space ``wildcards.space`` (each device type's run shares its
+    method and model_args)."""
     for name, run in config["runs"].items():
         if run.get("space", name) == wildcards.space:
-            return run["method"]
+            return run
     raise ValueError(f"no run of search space '{wildcards.space}'")
+
+
+def space_method(wildcards):
+    """The method whose search space it is (it makes the space's inputs)."""
+    return space_run(wildcards)["method"]
 
 
 def space_args(wildcards):
-    """model_args of the search space ``wildcards.space``: its runs' (each device type's)."""
-    for name, run in config["runs"].items():
-        if run.get("space", name) == wildcards.space:
-            return json.dumps(run.get("model_args", {}), sort_keys=True)
-    raise ValueError(f"no run of search space '{wildcards.space}'")
+    """model_args of the search space, as JSON."""
+    return json.dumps(space_run(wildcards).get("model_args", {}), sort_keys=True)
 
 
 def partition_json(wildcards):

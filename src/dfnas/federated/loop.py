@@ -160,9 +160,18 @@ def run_federated(
         history.append(row)
         progress.round_done(row)
         if checkpoint:
-            state = {"fingerprint": fingerprint, "round": r, "model": model.state_dict()}
-            state |= {"method": method.state_dict(), "history": history, "totals": totals}
-            save_checkpoint(checkpoint, state | {"client_store": client_store})
+            save_checkpoint(
+                checkpoint,
+                {
+                    "fingerprint": fingerprint,
+                    "round": r,
+                    "model": model.state_dict(),
+                    "method": method.state_dict(),
+                    "history": history,
+                    "totals": totals,
+                    "client_store": client_store,
+                },
+            )
         if stop_after is not None and r + 1 >= stop_after:
             return None
 
