@@ -13,51 +13,12 @@ kind; run both on the same machine::
 
 from __future__ import annotations
 
-import json
-import re
 import sys
 from pathlib import Path
 
 import pandas as pd
-import torch
-from engine_fingerprint import stable  # the scripts' folder is on sys.path when run
 
-# measured, not computed; or where the run came from
-UNSTABLE = re.compile(
-    r"seconds|peak|wall|compute_h|latency_ms|cpu|isa|onednn|torch|device_name|threads|gpu"
-    r"|code_version|client_workers|provenance|experiment"
-)
-
-
-def _stable(obj):
-    return stable(obj, UNSTABLE)
-
-
-def compare_run(a: Path, b: Path) -> list[str]:
-    """What differs between one run's two result folders (empty: nothing)."""
-    diffs = []
-    sa = torch.load(a / "model.pt", map_location="cpu", weights_only=True)
-    sb = torch.load(b / "model.pt", map_location="cpu", weights_only=True)
-    if list(sa) != list(sb):
-        diffs.append("model.pt: other tensors")
-    else:
-        unequal = [k for k in sa if not torch.equal(sa[k], sb[k])]
-        if unequal:
-            diffs.append(f"model.pt: {len(unequal)} of {len(sa)} tensors differ ({unequal[0]})")
-    for name in ("metrics.json", "model.json"):
-        if _stable(json.loads((a / name).read_text())) != _stable(
-            json.loads((b / name).read_text())
-        ):
-            diffs.append(name)
-    ha, hb = pd.read_csv(a / "history.csv"), pd.read_csv(b / "history.csv")
-    cols = [c for c in ha.columns if not UNSTABLE.search(c)]
-    if list(ha.columns) != list(hb.columns) or not ha[cols].equals(hb[cols]):
-        diffs.append("history.csv")
-    own = {p.name for p in a.glob("*.json")} - {"metrics.json", "model.json", "config.json"}
-    for name in sorted(own):
-        if json.loads((a / name).read_text()) != json.loads((b / name).read_text()):
-            diffs.append(name)
-    return diffs
+from dfnas.report.compare import UNSTABLE, compare_run
 
 
 def main(a: Path, b: Path) -> int:

@@ -28,6 +28,7 @@ from helpers import make_method, partition, small_method, tiny_dataset  # noqa: 
 
 from dfnas.federated.loop import run_federated  # noqa: E402
 from dfnas.methods import METHODS  # noqa: E402
+from dfnas.report.compare import stable  # noqa: E402
 
 # measured, not computed: clocks, the process's memory peak, the machine
 UNSTABLE = re.compile(
@@ -50,15 +51,6 @@ CASES = {
 }
 
 
-def stable(obj, unstable: re.Pattern = UNSTABLE):
-    """``obj`` without the entries whose key ``unstable`` matches, at any depth."""
-    if isinstance(obj, dict):
-        return {k: stable(v, unstable) for k, v in obj.items() if not unstable.search(k)}
-    if isinstance(obj, list):
-        return [stable(v, unstable) for v in obj]
-    return obj
-
-
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
@@ -75,8 +67,8 @@ def digest(result, files: dict) -> str:
     )
     parts = {
         "tensors": tensors,
-        "history": _json(stable(result.history)),
-        "metrics": _json(stable(result.metrics)),
+        "history": _json(stable(result.history, UNSTABLE)),
+        "metrics": _json(stable(result.metrics, UNSTABLE)),
         "spec": _json(result.model_spec),
         "personalized": _json(result.personalized),
         "files": _json(files),

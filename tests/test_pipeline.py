@@ -70,9 +70,14 @@ def readme_examples(kind: str) -> list[tuple[str, str]]:
     return found
 
 
-@pytest.mark.slow
-def test_tiny_pipeline_end_to_end(tmp_path):
-    work = tmp_path / "repo"
+GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """The tiny config run through the workflow in a copy of the repository, committed
+    first, so every run records a commit as its code version (as the archive requires)."""
+    work = tmp_path_factory.mktemp("pipeline") / "repo"
     work.mkdir()
     for part in ("workflow", "envs", "src"):
         shutil.copytree(REPO / part, work / part, ignore=shutil.ignore_patterns("__pycache__"))
@@ -81,11 +86,19 @@ def test_tiny_pipeline_end_to_end(tmp_path):
         assert not (work / rel).exists(), f"{rel}: the README's example would overwrite it"
         (work / rel).write_text(code)
     (work / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    (work / ".gitignore").write_text("results/\n.snakemake/\n__pycache__/\n*.egg-info/\n")
+    for git in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "tiny"]):
+        subprocess.run([*GIT, *git], cwd=work, check=True, capture_output=True)
     env = {**os.environ, "PYTHONPATH": str(work / "src")}
     cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "tiny.yaml"]
     run = subprocess.run(cmd, cwd=work, capture_output=True, text=True, env=env, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]
+    return work, cmd, env
 
+
+@pytest.mark.slow
+def test_tiny_pipeline_end_to_end(tiny):
+    work, cmd, env = tiny
     exp = work / "results" / "tiny"
     table = pd.read_csv(exp / "tables/comparison.csv")
     runs = {"fedavg_cnn", "dfnas-fast", "fednas", "majority", "fedprox_cnn", "fednas_darts"}
@@ -154,3 +167,76 @@ def test_tiny_pipeline_end_to_end(tmp_path):
     )
     assert rep.returncode == 0, rep.stderr[-2000:]
     assert (exp / "report.html").stat().st_size > 10_000
+
+
+def _archive(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts/archive.py"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.slow
+def test_archive_regenerates_the_tables_and_checks_reruns(tiny, tmp_path):
+    """The tiny experiment archived (small files only), its tables regenerated from the
+    archive alone equal the workflow's; a rerun compares equal, a changed number does
+    not; a later seed joins without touching the archived ones; code versions no rerun
+    proved equal are refused with one line."""
+    work, _, env = tiny
+    exp, store = work / "results/tiny", tmp_path / "tiny"
+    added = _archive(
+        env, "add", str(exp), "--config", str(work / "tiny.yaml"), "--archive", str(store)
+    )
+    # the standalone rule's run records no code version: refused, the others archived
+    assert added.returncode == 1 and "5 added, 0 equal, 0 differs, 1 refused" in added.stdout
+    assert "refused runs/digits/iid/majority/seed0: records no code version" in added.stdout
+    dfnas = store / "runs/digits/iid/dfnas-fast/seed0"
+    assert not list(store.rglob("*.pt")) and not list(store.rglob("*.onnx"))
+    assert json.loads((dfnas / "left_out.json").read_text())["model.pt"]["tensors"] > 0
+
+    tables = _archive(env, "tables", str(store))
+    assert tables.returncode == 0, tables.stderr
+    for name in ("verdict.md", "verdict.csv"):
+        assert (store / "tables" / name).read_text() == (exp / "tables" / name).read_text(), name
+    ours = pd.read_csv(store / "tables/comparison.csv")
+    workflows = pd.read_csv(exp / "tables/comparison.csv")
+    workflows = workflows[workflows["run"] != "majority"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(ours, workflows)
+    assert (store / "figures/architecture/digits/iid/dfnas-fast/seed0.png").exists()
+    assert (store / "figures/verdict.png").stat().st_size > 1000
+
+    same = _archive(env, "compare", str(exp), str(store))
+    assert same.returncode == 0 and "5 runs x seeds compared" in same.stdout, same.stdout
+    again = _archive(
+        env, "add", str(exp), "--config", str(work / "tiny.yaml"), "--archive", str(store)
+    )
+    assert "5 equal" in again.stdout
+
+    history = dfnas / "history.csv"
+    frame = pd.read_csv(history)
+    frame.loc[0, "train_loss"] += 1e-9
+    frame.to_csv(history, index=False)
+    changed = _archive(env, "compare", str(exp), str(store))
+    assert changed.returncode == 1 and "DIFFERS runs/digits/iid/dfnas-fast/seed0 history.csv" in (
+        changed.stdout
+    )
+
+    # a later seed (here a copy of seed 0 from other code) joins; the table refuses the mix
+    later = tmp_path / "later/tiny"
+    shutil.copytree(
+        exp / "runs/digits/iid/fedavg_cnn/seed0", later / "runs/digits/iid/fedavg_cnn/seed1"
+    )
+    metrics = later / "runs/digits/iid/fedavg_cnn/seed1/metrics.json"
+    blob = json.loads(metrics.read_text())
+    blob["code_version"] = "f" * 40
+    metrics.write_text(json.dumps(blob))
+    config = tmp_path / "seed1.yaml"
+    config.write_text(yaml.safe_dump(TINY | {"seeds": [1]}))
+    more = _archive(env, "add", str(later), "--config", str(config), "--archive", str(store))
+    assert "1 added" in more.stdout and more.returncode == 0, more.stdout + more.stderr
+    mixed = _archive(env, "tables", str(store))
+    assert mixed.returncode == 2 and mixed.stderr.count("\n") == 1, mixed.stderr
+    assert "no rerun proved equal" in mixed.stderr and "fffffffffffff"[:12] in mixed.stderr

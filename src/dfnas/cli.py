@@ -190,7 +190,8 @@ def export(args: argparse.Namespace) -> None:
 def verdict(args: argparse.Namespace) -> None:
     """The paper's claims, one per row, read from the runs the config's verdict names."""
     from dfnas.report.collect import load_runs
-    from dfnas.report.verdict import spec_from_config, verdict_figure, verdict_table, write_verdict
+    from dfnas.report.verdict import spec_from_config, verdict_table, write_verdict
+    from dfnas.report.verdict_figure import verdict_figure
 
     spec = spec_from_config(json.loads(args.spec), json.loads(args.arch_groups))
     tables = verdict_table(load_runs(args.metrics), spec)

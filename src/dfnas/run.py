@@ -88,9 +88,7 @@ def build_method(
     return declared.build(setup)
 
 
-def _stage(
-    spec: dict[str, Any], stage: str | None, prior: str | Path | None
-) -> tuple[Stage, bool]:
+def _stage(spec: dict[str, Any], stage: str | None, prior: str | Path | None) -> tuple[Stage, bool]:
     """Which of the method's stages this job runs, and whether it is the last; a missing
     or needless prior is refused."""
     stages = METHODS.get(spec["method"]).stages

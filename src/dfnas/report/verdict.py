@@ -66,6 +66,30 @@ def paired(a: pd.Series, b: pd.Series) -> tuple[np.ndarray, float, float, float]
 
 
 MIN_SEEDS = 3
+# "how many seeds would decide": the seeds a paired t-test needs to exclude zero with
+# this probability, were the true difference and spread what the seeds show
+POWER = 0.8
+MOST_SEEDS = 100
+
+
+def seeds_to_decide(d: np.ndarray, power: float = POWER) -> int | None:
+    """Seeds for a two-sided 95 % paired t-test to tell the observed mean difference from
+    zero with ``power`` (noncentral t), if the difference and its spread stay as observed;
+    None beyond ``MOST_SEEDS`` (a difference this small against its spread is no
+    difference a seed budget can show). A planning figure, not a verdict: the observed
+    effect of a few seeds is itself uncertain."""
+    if d.size < 2:
+        return None
+    sd = d.std(ddof=1)
+    if sd == 0:
+        return max(d.size, MIN_SEEDS) if d.mean() != 0 else None
+    effect = abs(d.mean()) / sd
+    for n in range(MIN_SEEDS, MOST_SEEDS + 1):
+        crit = stats.t.ppf(0.975, n - 1)
+        nc = effect * np.sqrt(n)
+        if stats.nct.sf(crit, n - 1, nc) + stats.nct.cdf(-crit, n - 1, nc) >= power:
+            return n
+    return None
 
 
 def difference_verdict(lo: float, hi: float, n: int) -> str:
@@ -121,11 +145,19 @@ def _accuracy_row(claim: str, a: pd.Series, b: pd.Series, a_name: str, b_name: s
             else (f"{100 * mean:+.2f} pp (one seed)" if d.size else "n/a")
         ),
         "per seed": ", ".join(f"{100 * v:+.2f}" for v in d),
-        "verdict": difference_verdict(lo, hi, d.size),
+        "verdict": (verdict := difference_verdict(lo, hi, d.size)),
+        "seeds to decide": _to_decide(d) if verdict == UNCLEAR else "-",
         "kind": "accuracy",
         "values": d * 100,
         "interval": (100 * mean, 100 * lo, 100 * hi),  # the figure draws what the row says
     }
+
+
+def _to_decide(d: np.ndarray) -> str:
+    if d.size < 2:
+        return "more than one seed to say"
+    n = seeds_to_decide(d)
+    return f"about {n} ({POWER:.0%} power)" if n else f"more than {MOST_SEEDS}"
 
 
 def _cost_row(
@@ -205,7 +237,7 @@ def verdict_table(runs: pd.DataFrame, spec: VerdictSpec) -> list[pd.DataFrame]:
         rows.append(_retraining_row(block, spec, acc))
         rows += _space_rows(block, spec, acc)
         rows.append(_budget_row(block, spec))
-        frame = pd.DataFrame(rows)
+        frame = pd.DataFrame([{"seeds to decide": "-"} | r for r in rows])
         frame.insert(0, "partition", partition)
         frame.insert(0, "dataset", dataset)
         frame.attrs["seeds"] = int(block[block["run"] == spec.claimant]["seed"].nunique())
@@ -302,6 +334,7 @@ SHOWN = [
     "paired difference",
     "per seed",
     "verdict",
+    "seeds to decide",
 ]
 
 
@@ -319,64 +352,9 @@ def write_verdict(tables: list[pd.DataFrame], csv: Path, md: Path) -> None:
         "per seed (same seed, partition and client stream), 95 % t-interval over seeds: "
         f"'{HOLDS}' when it lies above 0, '{FAILS}' below, '{UNCLEAR}' when it straddles 0. "
         "Cost claims: the baseline's cost over the claimant's per seed; the claim holds "
-        "when every seed reaches the factor.\n"
+        "when every seed reaches the factor. Seeds to decide (a row that cannot tell): how "
+        f"many seeds a paired t-test would need to exclude 0 with {POWER:.0%} power, were "
+        "the true difference and spread those observed (noncentral t; a planning figure).\n"
     )
     with atomic_path(md) as tmp:
         Path(tmp).write_text("\n\n".join(parts) + note if parts else "no setting has both runs\n")
-
-
-def verdict_figure(tables: list[pd.DataFrame], stem: Path) -> None:
-    """Left: paired accuracy differences per seed, with their 95 % interval; right: cost
-    ratios per seed on a log axis, with the claimed factor as a line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    frame = (
-        pd.concat(tables, ignore_index=True)
-        if tables
-        else pd.DataFrame(columns=["dataset", "partition", "kind", "short", "verdict", "values"])
-    )
-    height = (
-        max(int((frame["kind"] == k).sum()) for k in ("accuracy", "ratio")) if len(frame) else 1
-    )
-    fig, (left, right) = plt.subplots(
-        1, 2, figsize=(13, 1.2 + 0.45 * max(1, height)), gridspec_kw={"wspace": 1.6}
-    )
-    colour = {HOLDS: "tab:green", FAILS: "tab:red", UNCLEAR: "tab:grey"}
-    for ax, kind in ((left, "accuracy"), (right, "ratio")):
-        rows = frame[frame["kind"] == kind]
-        for i, r in enumerate(rows.itertuples()):
-            vals = np.asarray(r.values, dtype=float)
-            ax.scatter(vals, [i] * len(vals), color=colour.get(r.verdict, "k"), zorder=3)
-            if kind == "accuracy" and len(vals) > 1:
-                mean, lo, hi = r.interval
-                ax.errorbar(
-                    mean,
-                    i,
-                    xerr=[[mean - lo], [hi - mean]],
-                    fmt="|",
-                    color=colour.get(r.verdict, "k"),
-                    capsize=4,
-                )
-            ax.text(
-                1.0, i, f" {r.verdict}", transform=ax.get_yaxis_transform(), va="center", fontsize=8
-            )
-        ax.set_yticks(range(len(rows)))
-        ax.set_yticklabels(
-            [f"{r.dataset}/{r.partition}: {r.short}" for r in rows.itertuples()], fontsize=8
-        )
-        ax.invert_yaxis()
-    left.axvline(0, color="k", lw=0.8)
-    left.set_xlabel("paired accuracy difference per seed (pp)")
-    if tables:
-        right.axvline(float(tables[0].attrs["factor"]), color="k", lw=0.8, ls="--")
-    right.set_xscale("log")
-    right.set_xlabel("baseline cost / claimant cost per seed (log)")
-    left.set_title("accuracy claims (green: holds, red: does not, grey: cannot tell)", fontsize=9)
-    right.set_title("cost claims: how many times cheaper the claimant is", fontsize=9)
-    for ext in ("png", "pdf"):
-        with atomic_path(Path(f"{stem}.{ext}")) as tmp:
-            fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight")
-    plt.close(fig)
