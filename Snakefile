@@ -38,6 +38,9 @@ for _baseline in sorted(glob.glob(os.path.join(workflow.basedir, "workflow/rules
     include: _baseline
 
 
+check_external_runs()
+
+
 rule all:
     input:
         all_targets(),

@@ -97,6 +97,24 @@ CASES = [
         lambda c: c["runs"]["r"].update(model_args={"width": INF}),
         r"^runs\.r\.model_args\.width: inf",
     ),
+    # what Adam would refuse inside the job, hours later
+    (
+        lambda c: c["runs"]["r"].update(
+            method="fednas", model="darts_search", options={"alpha_betas": [2.0, 0.999]}
+        ),
+        r"^runs\.r\.options: alpha_betas\[0\]: expected a number in \[0, 1\), got 2\.0",
+    ),
+    # a name both a run and an external run: the tables would read one folder for both
+    (
+        lambda c: c.update(external_runs=["r"]),
+        r"^external_runs\.0: 'r' is also a run of this config",
+    ),
+    # a verdict between runs that do not search: its search precondition would mean nothing
+    (
+        lambda c: c.update(verdict={"claimant": "r", "baseline": "r"}),
+        r"^verdict\.claimant: 'r' is a run of fedavg, which does not search",
+    ),
+    (lambda c: c.update(experiment="e" * 101), r"^experiment: 'e+' is too long"),
     # names that become path components
     (
         lambda c: c.update(partitions={"..": _base()["partitions"]["p"]}),

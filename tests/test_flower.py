@@ -104,8 +104,18 @@ def federation(tmp_path_factory):
         f'address = "127.0.0.1:{link}"\ninsecure = true\n'
     )
     procs = [
-        _start([str(BIN / "flower-superlink"), "--insecure", "--host", "127.0.0.1",
-                "--port", str(link)], root / "superlink.log", env)  # fmt: skip
+        _start(
+            [
+                str(BIN / "flower-superlink"),
+                "--insecure",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(link),
+            ],
+            root / "superlink.log",
+            env,
+        )  # fmt: skip
     ]
     try:
         _wait_for_port(link, procs[0], root / "superlink.log")

@@ -60,6 +60,16 @@ def test_unknown_key_fails_at_start_in_one_line(tmp_path):
     assert "Traceback" not in res.stderr
 
 
+def test_an_external_run_nothing_writes_fails_at_start_in_one_line(tmp_path):
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    conf = _write(tmp_path / "c.yaml", cfg | {"experiment": "ext", "external_runs": ["nobody"]})
+    res = smk(tmp_path, "-n", configfile=conf)
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    errors = [line for line in res.stderr.splitlines() if line.startswith("config error:")]
+    assert len(errors) == 1 and "external_runs: nothing writes results/ext/runs/" in errors[0]
+    assert "/nobody/seed0/metrics.json" in errors[0]
+
+
 @pytest.mark.slow
 def test_partition_stage_runs_and_caches(tmp_path):
     cfg = {

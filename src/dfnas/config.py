@@ -204,8 +204,20 @@ def _check_reference(config: dict) -> None:
         )
 
 
+def _check_external_runs(config: dict) -> None:
+    """An external run may not share a registered run's name: the tables would read one
+    folder for both."""
+    for i, name in enumerate(config.get("external_runs", [])):
+        if name in config.get("runs", {}):
+            raise ConfigError(
+                f"external_runs.{i}: '{name}' is also a run of this config; an external run is "
+                "written by a rule of your own, a run by a registered method: rename one"
+            )
+
+
 def _check_verdict(config: dict) -> None:
-    """Every run the verdict names must exist, so a typo is not an empty table."""
+    """Every run the verdict names must exist, so a typo is not an empty table; its
+    claimant and baseline must be searches, so its search precondition means something."""
     verdict = config.get("verdict")
     if not verdict:
         return
@@ -216,6 +228,16 @@ def _check_verdict(config: dict) -> None:
         if name is not None and name not in names:
             raise ConfigError(
                 f"verdict.{key}: '{name}' names no run of this config (runs: {', '.join(runs)})"
+            )
+    from dfnas.methods import METHODS  # loaded by check_semantics already
+
+    for key in ("claimant", "baseline"):
+        run = config.get("runs", {}).get(verdict[key])
+        if run is None or not METHODS.get(run["method"]).searches:
+            what = f"a run of {run['method']}" if run else "an external run"
+            raise ConfigError(
+                f"verdict.{key}: '{verdict[key]}' is {what}, which does not search; the "
+                "verdict compares two architecture searches (the claimant and its baseline)"
             )
     random = verdict.get("random")
     if random is not None and random not in config.get("arch_groups", {}):
@@ -235,5 +257,6 @@ def check_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
     filled = {k: v for k, v in filled.items() if not k.startswith("x-")}  # anchors only
     check_semantics(filled)
     _check_reference(filled)
+    _check_external_runs(filled)
     _check_verdict(filled)
     return filled

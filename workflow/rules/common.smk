@@ -242,6 +242,21 @@ def run_targets():
     ]
 
 
+def check_external_runs():
+    """Every external run is on disk or written by one of the workflow's rules. Called
+    once all are defined (Snakefile), so a run nobody writes stops the workflow in one
+    line, not in Snakemake's list of missing files."""
+    for target in run_targets():
+        run = os.path.basename(os.path.dirname(os.path.dirname(target)))
+        if run not in config["external_runs"] or os.path.exists(target):
+            continue
+        if not any(r.is_producer(target) for r in workflow.rules):
+            sys.exit(
+                f"config error: external_runs: nothing writes {target}; a rule of yours in "
+                "workflow/rules/baselines/*.smk must (README, 'Add a baseline')"
+            )
+
+
 def exported(run):
     """Whether a run's final network is exported and checked (config key ``export``)."""
     own = config["runs"][run].get("export")

@@ -44,6 +44,16 @@ class FednasOptions:
     # weights), or both gradients from one train pass (2 passes a step instead of 3)
     step_order: Literal["alpha_then_weights", "one_train_pass"] = "alpha_then_weights"
 
+    def __post_init__(self) -> None:
+        # what torch.optim.Adam would refuse inside the job, hours later
+        for i, beta in enumerate(self.alpha_betas):
+            if not 0.0 <= beta < 1.0:
+                raise ValueError(f"alpha_betas[{i}]: expected a number in [0, 1), got {beta}")
+        if self.alpha_lr < 0 or self.alpha_weight_decay < 0:
+            raise ValueError("alpha_lr and alpha_weight_decay: expected numbers >= 0")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction: expected a share in (0, 1), got {self.val_fraction}")
+
 
 # FLOPs per sample of one search step, by network and step: counting takes seconds (a
 # dispatch hook on every op of three passes) and depends on nothing a run changes, so a
