@@ -10,8 +10,12 @@
     .venv/bin/python scripts/archive.py compare results/verdict_cifar10_16 \\
         archive/verdict_cifar10_16
 
-More seeds later: run the config with ``seeds: [5, 6]`` (or ``--config seeds=[5,6]``),
-then ``add`` and ``tables``; seeds 0-4 are not rerun.
+More seeds later (seeds 0-4 are not rerun; docs/verdict.md, "The archive")::
+
+    .venv/bin/snakemake --cores all --configfile config/verdict/cifar10_16.yaml \\
+        --config "seeds=[5,6]"
+    .venv/bin/python scripts/archive.py add results/verdict_cifar10_16 \\
+        --config config/verdict/cifar10_16.yaml --seeds 5 6
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     a = sub.add_parser("add", help="archive an experiment's complete runs")
     a.add_argument("results", type=Path, help="results/<experiment>")
     a.add_argument("--config", type=Path, required=True, help="the config the runs came from")
+    a.add_argument("--seeds", type=int, nargs="+", default=None, help="default: the config's")
     a.add_argument("--archive", type=Path, default=None, help="default: archive/<experiment>")
     t = sub.add_parser("tables", help="tables and figures from the archive alone")
     t.add_argument("archives", type=Path, nargs="+", help="archive/<experiment> folders")
@@ -49,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "add":
             dest = args.archive or ROOT / "archive" / args.results.name
-            counts = archive.add(args.results, dest, args.config)
+            counts = archive.add(args.results, dest, args.config, args.seeds)
             print(", ".join(f"{n} {k}" for k, n in counts.items()) + f" -> {dest}")
             return int(counts["differs"] > 0 or counts["refused"] > 0)
         if args.command == "tables":

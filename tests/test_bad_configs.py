@@ -198,3 +198,9 @@ def test_at_least_forty_cases():
 def test_reference_may_name_a_run_or_an_external_run():
     check_config(_base() | {"reference": "r"})
     check_config(_base() | {"reference": "majority", "external_runs": ["majority"]})
+
+
+def test_seeds_from_the_command_line_are_read_as_integers():
+    """Snakemake's --config "seeds=[5,6]" hands the items over as strings."""
+    assert check_config(_base() | {"seeds": ["5", "6"]})["seeds"] == [5, 6]
+    assert_refused(_base(), lambda c: c.update(seeds=["5", "x"]), r"^seeds\.0: '5' is not of type")

@@ -247,11 +247,21 @@ def _check_verdict(config: dict) -> None:
         )
 
 
+def _seeds_from_the_command_line(config: dict) -> dict:
+    """Snakemake's ``--config "seeds=[5,6]"`` reads the list's items as strings ('5', '6');
+    digit strings there are the integers they spell (docs/verdict.md adds seeds this way)."""
+    seeds = config.get("seeds")
+    if isinstance(seeds, list) and all(isinstance(s, str) and s.isdigit() for s in seeds):
+        return {**config, "seeds": [int(s) for s in seeds]}
+    return config
+
+
 def check_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
     """Validate a workflow config fully and return it with defaults filled and device
     runs expanded."""
     from dfnas.config_checks import check_semantics  # heavy imports only once the schema passed
 
+    config = _seeds_from_the_command_line(config)
     check_finite(config)
     filled = expand_arch_runs(expand_device_runs(validate_schema(config, load_schema(schema_path))))
     filled = {k: v for k, v in filled.items() if not k.startswith("x-")}  # anchors only

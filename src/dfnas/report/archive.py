@@ -101,11 +101,15 @@ def _check_same_config(archive: Path, config_path: Path) -> None:
         )
 
 
-def add(results: Path, archive: Path, config_path: Path) -> dict[str, int]:
+def add(
+    results: Path, archive: Path, config_path: Path, seeds: list[int] | None = None
+) -> dict[str, int]:
     """Archive the complete runs of ``results`` (one experiment's folder) that its config
-    names. A run already archived is compared, never overwritten; one from uncommitted
-    code is refused (nobody could check it out again). Returns counts by outcome."""
+    names, of ``seeds`` (default: the config's). A run already archived is compared, never
+    overwritten; one from uncommitted code is refused (nobody could check it out again).
+    Returns counts by outcome."""
     config = _config(config_path)
+    seeds = config["seeds"] if seeds is None else seeds
     if config["experiment"] != archive.name:
         raise DfnasError(
             f"{config_path}: experiment '{config['experiment']}' but the archive is "
