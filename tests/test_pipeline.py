@@ -63,8 +63,8 @@ TINY = {
 
 
 def readme_examples(kind: str) -> list[tuple[str, str]]:
-    """(path, text) of each worked example of ``kind`` in the README."""
-    text = (REPO / "README.md").read_text()
+    """(path, text) of each worked example of ``kind`` in the docs (docs/extending.md)."""
+    text = "\n".join(p.read_text() for p in [REPO / "README.md", *(REPO / "docs").glob("*.md")])
     found = re.findall(rf"<!-- {kind}-example: (\S+) -->\s*```[a-z]*\n(.*?)```", text, re.S)
     assert found, f"README lost its {kind} examples"
     return found

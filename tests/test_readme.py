@@ -1,4 +1,5 @@
-"""The README's examples, every one run or checked, so the docs cannot drift from the code:
+"""The README's and docs/'s examples, every one run or checked, so the docs cannot drift
+from the code:
 
 - each fenced Python block is a marked worked example (``<!-- method-example: PATH -->`` or
   ``baseline-example``), which tests/test_pipeline.py copies into the package and runs
@@ -24,7 +25,9 @@ import pytest
 from dfnas.cli import build_parser
 
 REPO = Path(__file__).resolve().parent.parent
-README = (REPO / "README.md").read_text()
+# the README and the pages it links: one text for every check below
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+README = "\n\n".join(p.read_text() for p in PAGES)
 FENCED = re.findall(r"(?:<!-- (\S+)-example: (\S+) -->\s*)?```(\w*)\n(.*?)```", README, re.S)
 
 
@@ -125,3 +128,29 @@ def test_the_commands_name_what_exists():
 def test_each_configfile_a_command_names_is_shipped(line):
     path = shlex.split(line)[shlex.split(line).index("--configfile") + 1]
     assert (REPO / path).resolve().is_relative_to(REPO / "config"), line
+
+
+def test_every_relative_link_of_the_pages_resolves():
+    """A page's links to files and to other pages lead somewhere (docs moved out of the
+    README keep their links working)."""
+    broken = []
+    for page in PAGES:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            if (
+                not target.startswith(("http://", "https://"))
+                and not (page.parent / target).exists()
+            ):
+                broken.append(f"{page.relative_to(REPO)}: {target}")
+    assert not broken, broken
+
+
+def test_generated_tables_in_the_pages_match_their_files():
+    """A table included from a generated file (``<!-- include: PATH -->`` ... ``<!--
+    /include -->``: scripts/archive.py tables rewrites them) is that file's text, byte
+    for byte: the docs show what the repository holds, never a number pasted by hand."""
+    from dfnas.report.archive import INCLUDE, stale_includes
+
+    included = [m.group(2) for p in PAGES for m in INCLUDE.finditer(p.read_text())]
+    assert all((REPO / name).is_file() for name in included), included
+    stale = {p.name: s for p in PAGES if (s := stale_includes(p, REPO))}
+    assert not stale, f"run scripts/archive.py tables: {stale}"

@@ -3,7 +3,7 @@
 torch picks its CPU kernels by instruction set (oneDNN by the widest ISA it may use,
 ATen by ``cpu_capability``), and kernels differ in summation order, so results are
 bitwise equal only between runs on the same CPU kind with the same build; every run
-records both in ``metrics.json`` (README, "Reproducibility")::
+records both in ``metrics.json`` (docs/speed.md, "Reproducibility across machines")::
 
     machine_info(torch.device("cpu"))["cpu_capability"]   # 'AVX512' or 'AVX2'
 """

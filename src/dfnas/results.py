@@ -1,4 +1,4 @@
-"""The result contract every method run writes (see README, "Result contract")::
+"""The result contract every method run writes (see docs/pipeline.md, "The result contract")::
 
     results/<experiment>/runs/<dataset>/<partition>/<run>/seed<k>/
         history.csv     one row per round: accuracy when evaluated, bytes, FLOPs, seconds

@@ -253,7 +253,7 @@ def check_external_runs():
         if not any(r.is_producer(target) for r in workflow.rules):
             sys.exit(
                 f"config error: external_runs: nothing writes {target}; a rule of yours in "
-                "workflow/rules/baselines/*.smk must (README, 'Add a baseline')"
+                "workflow/rules/baselines/*.smk must (docs/extending.md)"
             )
 
 

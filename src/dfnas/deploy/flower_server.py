@@ -12,7 +12,7 @@ each round beside the benchmark's own count.
 
 The server keeps the whole dataset for what the benchmark measures on the server side: the
 test split, and the clients' data for BN re-estimation and personalized evaluation, which a
-real deployment would ask of the clients (README, "Running on real machines").
+real deployment would ask of the clients (docs/flower.md).
 
 Run config (``flwr run --run-config FILE``; ``dfnas flower-prepare`` writes one):
 ``spec`` (the run's spec as JSON), ``data`` and ``partition`` (the server's copies),

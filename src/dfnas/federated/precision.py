@@ -4,7 +4,7 @@ bf16 is a trade, not a free speed-up, so it is an option (``training.precision``
 fp32 is the default. On this project's CPUs (AVX-512 with AMX) it made a dense conv
 net's local step 1.4-1.8x faster (FedAvg CNN, ResNet-20) and a depthwise one's 1.6x
 slower (ShuffleNetV2, the DARTS supernet: oneDNN's bf16 depthwise kernels are slow); it
-is untried on a GPU. Its effect on accuracy is measured per experiment in the README
+is untried on a GPU. Its effect on accuracy is measured per experiment in docs/speed.md
 ("Precision"). A comparison must give every method the same precision.
 
 Only the forward pass runs under autocast, as torch's AMP guide asks: backward then runs

@@ -1,10 +1,10 @@
 """Whether two result folders of one run and seed computed the same numbers.
 
 Bitwise equality holds only on one CPU kind with one torch build, so both folders must
-come from the same kind (README, "Reproducibility"). What is compared is what the run
-computed: its final tensors, metrics.json, model.json, history.csv and the files its
-method writes beside them; never what was measured (clocks, memory peaks, latency) or
-where it ran (the provenance)::
+come from the same kind (docs/speed.md, "Reproducibility across machines"). What is
+compared is what the run computed: its final tensors, metrics.json, model.json,
+history.csv and the files its method writes beside them; never what was measured
+(clocks, memory peaks, latency) or where it ran (the provenance)::
 
     compare_run(Path("results/a/runs/.../dfnas/seed0"), Path("archive/a/runs/.../dfnas/seed0"))
     []  # nothing differs
