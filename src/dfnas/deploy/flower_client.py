@@ -20,9 +20,10 @@ from dfnas.deploy import flower_messages as fm
 from dfnas.deploy.shards import Shard, read_shard
 from dfnas.errors import DfnasError
 from dfnas.federated.clients import ClientReply, RoundJob, in_process
-from dfnas.federated.context import Simulation, StepContext
+from dfnas.federated.context import StepContext
 from dfnas.federated.data import DeviceData, index_tensor, split_validation
 from dfnas.federated.loop import place, set_progress, use_channels_last
+from dfnas.federated.simulation import Simulation
 from dfnas.methods import METHODS, FedMethod
 from dfnas.run import build_method
 

@@ -28,10 +28,12 @@ from torch import nn
 from dfnas.cost import Stopwatch, peak_memory_bytes
 from dfnas.cost.memory import TrainingMemory
 from dfnas.errors import DfnasError
-from dfnas.federated.context import LocalWork, Simulation, StepContext
+from dfnas.federated.config import LocalWork
+from dfnas.federated.context import StepContext
 from dfnas.federated.data import DeviceData
 from dfnas.federated.precision import autocast_forward
 from dfnas.federated.sampling import client_seed
+from dfnas.federated.simulation import Simulation
 
 
 @dataclass

@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from dfnas.errors import ConfigError
-from dfnas.federated.context import LocalWork
 
 # the TrainConfig keys a phase of a method (DFNAS's search, its child) may set for itself
 LOCAL_WORK_KEYS = ("local_epochs", "local_steps", "batch_size", "lr", "lr_min")
@@ -23,6 +22,19 @@ LOCAL_WORK_KEYS = ("local_epochs", "local_steps", "batch_size", "lr", "lr_min")
 LR_SCHEDULES = ("cosine", "constant")
 AUGMENTS = ("auto", "none", "flip_crop")
 PRECISIONS = ("fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class LocalWork:
+    """What one round asks of every client it samples: the learning rate, and how much
+    local work at what batch size (``local_steps`` full batches, or else whole epochs);
+    ``stage`` labels the round (search / train) for the history and per-stage costs."""
+
+    lr: float
+    batch_size: int
+    local_epochs: int
+    local_steps: int | None
+    stage: str = "train"
 
 
 @dataclass(frozen=True)

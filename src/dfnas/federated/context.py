@@ -1,18 +1,16 @@
-"""What the federated loop holds and hands a method: the run's fixed setting
-(``Simulation``, built once by ``run_federated`` and handed down instead of a dozen
-positional values), the context of one client's local step (``StepContext``), the local
-work a round asks of each client (``LocalWork``), and the server's handle on a round's
-clients (``ServerContext``). The engine's side of the
-protocol, named for what it holds; the method's side is ``federated.protocol``.
+"""What the federated loop hands a method: the context of one client's local step
+(``StepContext``) and the server's handle on a round's clients (``ServerContext``). The
+engine's side of the protocol, named for what it holds; the method's side is
+``federated.protocol``, the run's fixed setting ``federated.simulation``, the local work a
+round asks of each client ``federated.config.LocalWork``.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -20,29 +18,6 @@ from torch import nn
 from dfnas.cost import forward_flops, tensor_bytes
 from dfnas.federated.bn import bn_moments, set_bn_statistics
 from dfnas.federated.data import DeviceData
-
-if TYPE_CHECKING:  # the engine's contract with methods, which build on it (never the reverse)
-    from dfnas.federated.protocol import FederatedMethod
-    from dfnas.partition import ClientPartition
-
-
-@dataclass(frozen=True)
-class Simulation:
-    """What stays fixed for a whole run, built once before the first round."""
-
-    method: FederatedMethod
-    data: DeviceData
-    partition: ClientPartition
-    train_idx: list[torch.Tensor]  # each client's train split, on the device
-    val_idx: list[torch.Tensor] | None  # and its local validation split, if asked for
-    per_round: int  # clients sampled per round
-    seed: int
-    device: torch.device
-    client_workers: int
-    log: Callable[[str], Any]
-    # where a round's clients train (``federated.clients.ClientRunner``): in this process,
-    # in forked workers, or on a deployment's nodes
-    clients: Callable[..., None]
 
 
 @dataclass
@@ -65,19 +40,6 @@ class StepContext:
     # (DFNAS with path-only communication: the planned paths, the ops received); computed
     # once, in the process that counts the bytes, and discarded after the round
     plan: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class LocalWork:
-    """What one round asks of every client it samples: the learning rate, and how much
-    local work at what batch size (``local_steps`` full batches, or else whole epochs);
-    ``stage`` labels the round (search / train) for the history and per-stage costs."""
-
-    lr: float
-    batch_size: int
-    local_epochs: int
-    local_steps: int | None
-    stage: str = "train"
 
 
 @dataclass

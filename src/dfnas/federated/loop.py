@@ -28,13 +28,14 @@ from dfnas.data import ImageDataset
 from dfnas.errors import ConfigError
 from dfnas.federated.checkpoint import load_checkpoint, save_checkpoint
 from dfnas.federated.clients import ClientReply, ClientRunner, RoundJob, local_runner
-from dfnas.federated.context import ServerContext, Simulation
+from dfnas.federated.context import ServerContext
 from dfnas.federated.data import DeviceData, index_tensor, split_validation
 from dfnas.federated.evaluation import evaluate
 from dfnas.federated.personalize import personalize, summarize
 from dfnas.federated.precision import check_precision
 from dfnas.federated.round_tally import RoundTally, check_finite_state
 from dfnas.federated.sampling import sample_clients, server_seed, surviving_clients
+from dfnas.federated.simulation import Simulation
 from dfnas.machine import machine_info
 from dfnas.partition import ClientPartition
 

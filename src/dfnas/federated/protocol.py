@@ -24,8 +24,8 @@ from torch import nn
 
 if TYPE_CHECKING:
     from dfnas.federated.aggregation import StreamingMean
-    from dfnas.federated.config import TrainConfig
-    from dfnas.federated.context import LocalWork, ServerContext, StepContext
+    from dfnas.federated.config import LocalWork, TrainConfig
+    from dfnas.federated.context import ServerContext, StepContext
 
 
 @runtime_checkable

@@ -48,8 +48,8 @@ from torch import nn
 
 from dfnas.cost import train_flops
 from dfnas.federated.aggregation import StreamingMean
-from dfnas.federated.config import TrainConfig
-from dfnas.federated.context import LocalWork, ServerContext, StepContext
+from dfnas.federated.config import LocalWork, TrainConfig
+from dfnas.federated.context import ServerContext, StepContext
 from dfnas.models import build_model, model_spec
 
 

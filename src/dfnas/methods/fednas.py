@@ -22,7 +22,8 @@ from torch import nn
 
 from dfnas.cost.flops import flop_counter
 from dfnas.errors import ConfigError
-from dfnas.federated.context import LocalWork, ServerContext, StepContext
+from dfnas.federated.config import LocalWork
+from dfnas.federated.context import ServerContext, StepContext
 from dfnas.methods.base import FedMethod, MethodSetup
 from dfnas.methods.spec import METHODS
 from dfnas.methods.stages import Stage

@@ -41,8 +41,8 @@ import torch
 from torch import nn
 
 from dfnas.errors import ConfigError
-from dfnas.federated.config import cosine
-from dfnas.federated.context import LocalWork, ServerContext, StepContext
+from dfnas.federated.config import LocalWork, cosine
+from dfnas.federated.context import ServerContext, StepContext
 from dfnas.io import read_json
 from dfnas.methods.base import FedMethod, MethodSetup
 from dfnas.methods.dfnas.phases import ChildPhase, SearchPhase
