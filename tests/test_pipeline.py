@@ -208,6 +208,17 @@ def test_archive_regenerates_the_tables_and_checks_reruns(tiny, tmp_path):
     assert (store / "figures/architecture/digits/iid/dfnas-fast/seed0.png").exists()
     assert (store / "figures/verdict.png").stat().st_size > 1000
 
+    # every search's rounds read from the archive, as the docs quote them
+    rounds = subprocess.run(
+        [sys.executable, str(REPO / "scripts/search_rounds.py"), str(store)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert rounds.returncode == 0, rounds.stderr
+    assert "dfnas-fast/seed0" in rounds.stdout and "fednas/seed0/search" in rounds.stdout
+    assert "alpha_max_prob" in rounds.stdout
+
     same = _archive(env, "compare", str(exp), str(store))
     assert same.returncode == 0 and "5 runs x seeds compared" in same.stdout, same.stdout
     again = _archive(
