@@ -203,7 +203,10 @@ def _record_equivalence(archive: Path, pairs: list[tuple[Path, Path]]) -> None:
     for src, dest in pairs:
         new, old = (read_json(p / "metrics.json") for p in (src, dest))
         a, b = new.get("code_version", ""), old.get("code_version", "")
-        if a != b and COMMIT.match(a) and a not in same_as:
+        if not COMMIT.match(a):
+            print(f"not recorded: code version '{a}' is not a commit (uncommitted changes?)")
+            continue
+        if a != b and a not in same_as:
             same_as[a] = {
                 "same_as": b,
                 "shown_by": str(dest.relative_to(archive)),
