@@ -225,6 +225,19 @@ def test_archive_regenerates_the_tables_and_checks_reruns(tiny, tmp_path):
         env, "add", str(exp), "--config", str(work / "tiny.yaml"), "--archive", str(store)
     )
     assert "5 equal" in again.stdout
+    # --seeds picks the seeds to archive (here one the results do not hold: nothing)
+    none = _archive(
+        env,
+        "add",
+        str(exp),
+        "--config",
+        str(work / "tiny.yaml"),
+        "--archive",
+        str(store),
+        "--seeds",
+        "7",
+    )
+    assert "0 added, 0 equal, 0 differs, 0 refused" in none.stdout, none.stdout
 
     history = dfnas / "history.csv"
     frame = pd.read_csv(history)

@@ -119,10 +119,7 @@ def add(
     names = set(config["runs"]) | set(config["external_runs"])
     counts = {"added": 0, "equal": 0, "differs": 0, "refused": 0}
     for src in archived_runs(results):
-        if (
-            src.parent.name not in names
-            or int(src.name.removeprefix("seed")) not in config["seeds"]
-        ):
+        if src.parent.name not in names or int(src.name.removeprefix("seed")) not in seeds:
             continue
         rel = src.relative_to(results)
         version = read_json(src / "metrics.json").get("code_version", "unrecorded")
