@@ -85,14 +85,15 @@ def _copy_run(src: Path, dest: Path) -> None:
     tmp.rename(dest)
 
 
-def _check_same_config(archive: Path, config_path: Path) -> None:
-    """A later add must come from the archive's config, seeds aside."""
+def _check_same_config(archive: Path, config_path: Path, config: dict) -> None:
+    """A later add must come from the archive's config, seeds aside (``config``: the one at
+    ``config_path``, checked already)."""
     ours = archive / "config.yaml"
     if not ours.exists():
         archive.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(config_path, ours)
         return
-    a, b = _config(ours), _config(config_path)
+    a, b = _config(ours), config
     differing = sorted(k for k in set(a) | set(b) if k != "seeds" and a.get(k) != b.get(k))
     if differing:
         raise DfnasError(
@@ -115,7 +116,7 @@ def add(
             f"{config_path}: experiment '{config['experiment']}' but the archive is "
             f"'{archive.name}'; archive/<experiment> keeps one experiment"
         )
-    _check_same_config(archive, config_path)
+    _check_same_config(archive, config_path, config)
     names = set(config["runs"]) | set(config["external_runs"])
     counts = {"added": 0, "equal": 0, "differs": 0, "refused": 0}
     for src in archived_runs(results):
