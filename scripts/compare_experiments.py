@@ -1,11 +1,11 @@
 """Whether two experiments of the same config computed the same numbers, run by run.
 
-For every run and seed in both result folders: the final network (model.pt, tensor for
-tensor, ``torch.equal``), metrics.json and history.csv (every value but the clocks, the
-process's memory peak and the provenance), and the files a method writes beside them;
-then the comparison tables, column for column, but the measured ones (wall time,
-compute hours, process peak, export latency). Bitwise equality holds only on one CPU
-kind; run both on the same machine::
+For every run and seed in both result folders (``dfnas.report.compare``): the final
+network (one SHA-256 over every tensor of model.pt: equal exactly when the tensors are),
+metrics.json and history.csv (every value but the clocks, the process's memory peak and
+the provenance), and the files a method writes beside them; then the comparison tables,
+column for column, but the measured ones (wall time, compute hours, process peak, export
+latency). Bitwise equality holds only on one CPU kind; run both on the same machine::
 
     .venv/bin/snakemake --cores all --config experiment=after
     .venv/bin/python scripts/compare_experiments.py results/digits results/after

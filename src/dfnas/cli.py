@@ -226,8 +226,6 @@ def figures(args: argparse.Namespace) -> None:
 @command
 def run_figure(args: argparse.Namespace) -> None:
     """Draw a figure a method declares per run (DFNAS: its alpha evolution and child)."""
-    import importlib
-
     from dfnas.errors import ConfigError
     from dfnas.methods import METHODS
 
@@ -235,8 +233,7 @@ def run_figure(args: argparse.Namespace) -> None:
     if args.figure not in declared:
         known = ", ".join(declared) or "none"
         raise ConfigError(f"figure: method '{args.method}' declares {known}, not '{args.figure}'")
-    module, function = declared[args.figure].draw.split(":")
-    getattr(importlib.import_module(module), function)(args.source, args.out)
+    declared[args.figure].render(args.source, args.out)
     print(f"-> {args.out}.png, {args.out}.pdf")
 
 

@@ -25,6 +25,7 @@ earlier stages' costs to its own (``results.combine_stages``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 # files every stage writes (results.write_results); the last stage's are the run's result
@@ -57,6 +58,14 @@ class RunFigure:
     source: str  # the file it is drawn from (one the last stage's method ``writes``)
     draw: str  # "module:function", called as function(source_path, out_stem)
     caption: str  # the caption's file under workflow/report/
+
+    def render(self, source: str | Path, stem: str | Path) -> None:
+        """Draw it from ``source`` to ``stem``.png and .pdf (the workflow's rule and the
+        archive's tables both draw through here)."""
+        import importlib
+
+        module, function = self.draw.split(":")
+        getattr(importlib.import_module(module), function)(source, stem)
 
 
 ONE_STAGE = (Stage("train"),)

@@ -220,18 +220,15 @@ def _record_equivalence(archive: Path, pairs: list[tuple[Path, Path]]) -> None:
 
 def _draw_run_figures(runs: Any, out: Path) -> None:
     """The per-run figures methods declare, drawn from the archived source files."""
-    import importlib
-
     from dfnas.methods import METHODS
 
     for r in runs.itertuples():
         if r.method not in METHODS.names():
             continue
         for fig in METHODS.get(r.method).figures:
-            module, function = fig.draw.split(":")
             stem = out / fig.name / r.dataset / r.partition / r.run / f"seed{r.seed}"
             stem.parent.mkdir(parents=True, exist_ok=True)
-            getattr(importlib.import_module(module), function)(Path(r.run_dir) / fig.source, stem)
+            fig.render(Path(r.run_dir) / fig.source, stem)
 
 
 def regenerate(archive: Path) -> list[Path]:
