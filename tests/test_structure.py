@@ -77,7 +77,7 @@ def test_a_method_overrides_only_the_listed_hooks():
     listed = base.__doc__.split("may override")[1].split("and two values")[0]
     hooks = set(re.findall(r"^    (\w+)\(", listed, re.M))
     assert 10 <= len(hooks) <= 13, sorted(hooks)
-    helpers = {"clip", "model_spec", "state_dict", "load_state_dict"}
+    helpers = {"clip", "model_spec", "state_dict", "load_state_dict", "can_batch_clients"}
     public = {n for n, v in vars(FedMethod).items() if callable(v) and not n.startswith("_")}
     assert public == hooks | helpers, public ^ (hooks | helpers)
     values = {"server_state", "validation_fraction"}

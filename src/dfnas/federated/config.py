@@ -67,6 +67,9 @@ class TrainConfig:
     # fp32, or bf16 autocast of client forward passes (federated.precision: a trade, off
     # by default; every method of a comparison must share it)
     precision: str = "fp32"
+    # train a round's clients as one computation (federated.batched) where the method's
+    # client round is FedAvg's; close to the per-client loop in fp32, equal in float64
+    client_batching: bool = False
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -99,6 +102,8 @@ class TrainConfig:
                 "channels_last dilated depthwise conv returns wrong weight gradients on CPU); "
                 "use auto, which runs bf16 in NCHW, or false"
             )
+        if not isinstance(self.client_batching, bool):
+            raise ConfigError("training.client_batching: expected true or false")
         if not 0 <= self.dropout < 1:
             raise ConfigError("training.dropout: expected a probability in [0, 1)")
         if self.local_steps is not None and not (

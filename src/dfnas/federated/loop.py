@@ -26,6 +26,7 @@ from torch import nn
 from dfnas.cost import Stopwatch, count_params, forward_flops, peak_memory_bytes, tensor_bytes
 from dfnas.data import ImageDataset
 from dfnas.errors import ConfigError
+from dfnas.federated.batched import batching_runner, check_batching
 from dfnas.federated.checkpoint import load_checkpoint, save_checkpoint
 from dfnas.federated.clients import ClientReply, ClientRunner, RoundJob, local_runner
 from dfnas.federated.context import ServerContext
@@ -209,6 +210,10 @@ def _simulation(
     check_precision(cfg.precision, device)
     torch.manual_seed(seed)
     model = method.build_model()
+    runner = clients or local_runner(client_workers)
+    if cfg.client_batching and clients is None:  # a deployment's clients each train alone
+        check_batching(method, model)
+        runner = batching_runner(runner)
     channels_last = use_channels_last(cfg.channels_last, model, device, cfg.precision)
     data = DeviceData.from_dataset(dataset, device, cfg.augment, channels_last)
     train_idx, val_idx = _split_validation(partition, method.validation_fraction, device)
@@ -223,7 +228,7 @@ def _simulation(
         device=device,
         client_workers=client_workers,
         log=log,
-        clients=clients or local_runner(client_workers),
+        clients=runner,
     )
     return sim, model, channels_last
 
@@ -355,6 +360,7 @@ def _finish(
         "client_workers": sim.client_workers,
         "channels_last": _is_channels_last(model),
         "precision": cfg.precision,
+        "client_batching": cfg.client_batching,
         **machine,
         **method.extra_metrics(),
     }

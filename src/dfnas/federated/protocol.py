@@ -44,6 +44,9 @@ class ClientSide(Protocol):
 
     def upload(self, model: nn.Module, ctx: StepContext) -> dict[str, torch.Tensor]: ...
 
+    # whether the round above is FedAvg's, so clients may train as one computation
+    def can_batch_clients(self) -> bool: ...
+
 
 @runtime_checkable
 class ServerSide(Protocol):

@@ -160,6 +160,13 @@ class FedMethod:
     def extra_metrics(self) -> dict[str, Any]:
         return {}
 
+    def can_batch_clients(self) -> bool:
+        """Whether a round's clients may train as one computation (``federated.batched``):
+        only if their round is FedAvg's unchanged, which the batched path reproduces."""
+        own = ("download", "make_optimizer", "train_step", "end_client", "upload")
+        plain = all(getattr(type(self), h) is getattr(FedMethod, h) for h in own)
+        return plain and self.validation_fraction == 0
+
     # -- helpers, not hooks --------------------------------------------------------------
     def clip(self, model: nn.Module) -> None:
         """``training.grad_clip``, which every method's step honours."""
