@@ -190,7 +190,7 @@ def personalized_distribution(runs: pd.DataFrame, stem: str | Path) -> list[Path
             ax=ax,
             dodge=True,
             size=2.5,
-            color="black",
+            palette="dark:black",  # every point black (color= with hue is deprecated)
             legend=False,
         )
         ax.tick_params(axis="x", rotation=30)
