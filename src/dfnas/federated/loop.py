@@ -360,7 +360,6 @@ def _finish(
         "client_workers": sim.client_workers,
         "channels_last": _is_channels_last(model),
         "precision": cfg.precision,
-        "client_batching": cfg.client_batching,
         **machine,
         **method.extra_metrics(),
     }
