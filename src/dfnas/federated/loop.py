@@ -151,7 +151,7 @@ def run_federated(
         with round_clock:
             row, model, worker, server = _run_round(sim, model, worker, r, client_store)
             if (r + 1) % cfg.eval_every == 0 or r == cfg.rounds - 1:
-                # measured outside the round's clock: evaluation is not the clients' work
+                # not the clients' work: off their clocks (client_seconds), in round_seconds
                 target = method.evaluation_model(model, server)
                 row["test_accuracy"], row["test_loss"] = evaluate(target, data, cfg.eval_batch_size)
         row["round_seconds"] = round_clock.wall
