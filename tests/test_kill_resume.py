@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -28,7 +29,7 @@ TIMING = {"round_seconds", "client_seconds", "client_cpu_seconds", "peak_memory_
 ENV = {**os.environ, "PYTHONPATH": str(REPO / "src")}
 
 
-def _run_cmd(name: str, data, part, out) -> list[str]:
+def _run_cmd(name: str, data, part, out, workers: int = 1) -> list[str]:
     method = METHODS.get(name)
     small = SMALL.get(name, {})
     spec = {
@@ -40,16 +41,37 @@ def _run_cmd(name: str, data, part, out) -> list[str]:
     }
     return [sys.executable, "-m", "dfnas", "run", "--spec", json.dumps(spec), "--name", name,
             "--data", str(data), "--partition", str(part), "--seed", "1", "--threads", "1",
-            "--device", "cpu", "--out", str(out)]  # fmt: skip
+            "--device", "cpu", "--client-workers", str(workers), "--out", str(out)]  # fmt: skip
 
 
 def _checkpoint(out):
     return next(out.rglob("checkpoint.pt"), None) if out.exists() else None
 
 
+def _stat(pid: int | str) -> list[str] | None:
+    """/proc/PID/stat after the command name: [state, parent pid, ...]; None if gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def _children(pid: int) -> set[int]:
+    """The live processes whose parent is ``pid`` (a run's forked client workers)."""
+    stats = {int(p): _stat(p) for p in os.listdir("/proc") if p.isdigit()}
+    return {p for p, st in stats.items() if st and int(st[1]) == pid and st[0] != "Z"}
+
+
+def _alive(pids: set[int]) -> set[int]:
+    return {p for p in pids if (st := _stat(p)) and st[0] != "Z"}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [n for n in METHODS.names() if n != "fednas"])
-def test_kill_9_then_rerun_ends_where_an_unkilled_run_ends(tmp_path, name):
+@pytest.mark.parametrize(
+    "name,workers",
+    [(n, 1) for n in METHODS.names() if n != "fednas"] + [("fedavg", 2), ("dfnas", 2)],
+)
+def test_kill_9_then_rerun_ends_where_an_unkilled_run_ends(tmp_path, name, workers):
     ds = tiny_dataset(channels=1)
     data = tmp_path / "data.npz"
     ds.save(data)
@@ -57,15 +79,24 @@ def test_kill_9_then_rerun_ends_where_an_unkilled_run_ends(tmp_path, name):
     part = tmp_path / "part" / "partition.json"
     full, killed = tmp_path / "full", tmp_path / "killed"
     subprocess.run(_run_cmd(name, data, part, full), env=ENV, check=True, capture_output=True)
-    proc = subprocess.Popen(_run_cmd(name, data, part, killed), env=ENV,
+    proc = subprocess.Popen(_run_cmd(name, data, part, killed, workers), env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     deadline = time.time() + 120
     while _checkpoint(killed) is None and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
+    workers_seen: set[int] = set()
+    if workers > 1:  # kill mid-round: while the next round's workers train
+        while not workers_seen and time.time() < deadline and proc.poll() is None:
+            workers_seen = _children(proc.pid)
+        assert workers_seen, "no client worker was seen training"
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL, "the run ended before it could be killed"
-    rerun = subprocess.run(_run_cmd(name, data, part, killed), env=ENV, capture_output=True,
-                           text=True)  # fmt: skip
+    gone = time.time() + 10
+    while _alive(workers_seen) and time.time() < gone:
+        time.sleep(0.05)
+    assert not _alive(workers_seen), "client workers outlived their killed run"
+    rerun = subprocess.run(_run_cmd(name, data, part, killed, workers), env=ENV,
+                           capture_output=True, text=True)  # fmt: skip
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert "resuming after round" in rerun.stdout
     for a in full.rglob("model.pt"):

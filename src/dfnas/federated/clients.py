@@ -13,7 +13,10 @@ threads.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import os
 import pickle
+import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -204,7 +207,9 @@ def run_forked(
     conns, procs = [], []
     for _ in range(min(workers, len(clients))):
         recv, send = mp.Pipe(duplex=False)
-        proc = mp.Process(target=_worker, args=(job, clients, counter, send, threads), daemon=True)
+        proc = mp.Process(
+            target=_worker, args=(job, clients, counter, send, threads, os.getpid()), daemon=True
+        )
         proc.start()
         send.close()
         conns.append(recv)
@@ -245,7 +250,22 @@ def run_forked(
             proc.join()
 
 
-def _worker(job: RoundJob, clients: list[int], counter: Any, conn: Any, threads: int) -> None:
+def _die_with(parent: int) -> None:
+    """Have the kernel kill this worker when its run's process dies, however it dies: a
+    run killed with -9 (or by a scheduler) otherwise leaves its workers training on as
+    orphans until their clients are done (Linux's PR_SET_PDEATHSIG; elsewhere a no-op)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the run died before the request took effect
+        os._exit(1)
+
+
+def _worker(
+    job: RoundJob, clients: list[int], counter: Any, conn: Any, threads: int, parent: int
+) -> None:
+    _die_with(parent)
     torch.set_num_threads(threads)
     try:
         while True:
