@@ -74,7 +74,10 @@ def compare_run(a: Path, b: Path) -> list[str]:
     if wa is None or wb is None:
         diffs.append(f"model.pt: missing in {a if wa is None else b}")
     elif wa != wb:
-        diffs.append(f"model.pt: tensors differ ({wa['tensors']} vs {wb['tensors']} tensors)")
+        first = _first_differing_tensor(a / "model.pt", b / "model.pt")
+        where = f", first {first}" if first else ""
+        counts = f"{wa['tensors']} vs {wb['tensors']} tensors"
+        diffs.append(f"model.pt: tensors differ ({counts}{where})")
     for name in ("metrics.json", "model.json"):
         if stable(json.loads((a / name).read_text())) != stable(json.loads((b / name).read_text())):
             diffs.append(f"{name}: {', '.join(_differing_keys(a / name, b / name))}")
@@ -89,6 +92,18 @@ def compare_run(a: Path, b: Path) -> list[str]:
         elif json.loads((a / name).read_text()) != json.loads((b / name).read_text()):
             diffs.append(name)
     return diffs
+
+
+def _first_differing_tensor(a: Path, b: Path) -> str | None:
+    """The first entry of the state dicts that differs, where both files are here (an
+    archived run keeps only the digest, which cannot say)."""
+    if not (a.exists() and b.exists()):
+        return None
+    sa, sb = (torch.load(p, map_location="cpu", weights_only=True) for p in (a, b))
+    for key in sa:
+        if key not in sb or not torch.equal(sa[key], sb[key]):
+            return key
+    return next((key for key in sb if key not in sa), None)
 
 
 def _differing_keys(a: Path, b: Path) -> list[str]:
