@@ -252,8 +252,9 @@ def run_forked(
 
 def _die_with(parent: int) -> None:
     """Have the kernel kill this worker when its run's process dies, however it dies: a
-    run killed with -9 (or by a scheduler) otherwise leaves its workers training on as
-    orphans until their clients are done (Linux's PR_SET_PDEATHSIG; elsewhere a no-op)."""
+    run killed with -9 (or by a scheduler) otherwise leaves its workers as orphans that
+    never exit (a sibling holds each reply pipe open, so a send blocks instead of
+    failing). Linux's PR_SET_PDEATHSIG; elsewhere a no-op."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
     except (OSError, AttributeError):
