@@ -43,3 +43,25 @@ def test_random_architecture_is_seeded():
     a = build_model("shufflenetv2", (3, 32, 32), 10, ops="random", arch_seed=1).ops
     assert a == build_model("shufflenetv2", (3, 32, 32), 10, ops="random", arch_seed=1).ops
     assert a != build_model("shufflenetv2", (3, 32, 32), 10, ops="random", arch_seed=2).ops
+
+
+def test_random_networks_drawn_under_a_mac_budget():
+    """``max_macs`` (the random control of a device budget): every network fits, the same
+    seed gives the same network, a first draw that fits is ``ops: random``'s own, and a
+    budget nothing fits is refused in one line."""
+    from dfnas.cost import forward_flops
+    from dfnas.models.shufflenet import random_within
+
+    shape = (3, 16, 16)
+    free = [build_model("shufflenetv2", shape, 10, ops="random", arch_seed=a) for a in range(4)]
+    budget = sorted(forward_flops(n, shape) // 2 for n in free)[1]  # between the draws
+    for a, unbudgeted in enumerate(free):
+        net = build_model("shufflenetv2", shape, 10, ops="random", arch_seed=a, max_macs=budget)
+        again = build_model("shufflenetv2", shape, 10, ops="random", arch_seed=a, max_macs=budget)
+        assert forward_flops(net, shape) // 2 <= budget and net.ops == again.ops
+        if forward_flops(unbudgeted, shape) // 2 <= budget:
+            assert net.ops == unbudgeted.ops
+        else:
+            assert net.ops != unbudgeted.ops
+    with pytest.raises(ValueError, match=r"^max_macs: no random network of this space within 10 "):
+        random_within(shape, 10, 16, [[2, 24], [2, 48], [4, 96]], 256, 0, 10, draws=3)

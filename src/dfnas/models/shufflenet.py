@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import random
 
+import torch
 from torch import Tensor, nn
 
+from dfnas.cost.flops import forward_flops
 from dfnas.models.registry import MODELS
 from dfnas.models.shufflenet_blocks import (
     OPS,
@@ -74,7 +76,41 @@ def shufflenetv2(
     stages: list | None = None,
     last: int = 256,
     arch_seed: int = 0,
+    max_macs: float | None = None,
 ) -> nn.Module:
     stages = stages or DEFAULT_STAGES
-    ops = resolve_ops(ops, len(layer_plan(in_shape[1], stages)), arch_seed)
+    num_layers = len(layer_plan(in_shape[1], stages))
+    if max_macs is not None:
+        if ops != "random":
+            raise ValueError("max_macs: a budget for random networks only (ops: random)")
+        ops = random_within(in_shape, num_classes, stem, stages, last, arch_seed, max_macs)
+    ops = resolve_ops(ops, num_layers, arch_seed)
     return ShuffleNetV2(in_shape, num_classes, ops, stem, stages, last)
+
+
+def random_within(
+    in_shape: tuple[int, int, int],
+    num_classes: int,
+    stem: int,
+    stages: list,
+    last: int,
+    seed: int,
+    max_macs: float,
+    draws: int = 1000,
+) -> list[str]:
+    """The random control under a device budget: draws from the seed's stream until a
+    network fits ``max_macs`` (rejection sampling, so uniform over the networks of the
+    space that fit; the first draw is ``ops: random``'s own). The candidates are built
+    with torch's generator set aside, so the chosen network's weights are initialized as
+    if it had been asked for by name."""
+    rng = random.Random(seed)
+    num_layers = len(layer_plan(in_shape[1], stages))
+    with torch.random.fork_rng(devices=[]):
+        for _ in range(draws):
+            ops = [rng.choice(OPS) for _ in range(num_layers)]
+            net = ShuffleNetV2(in_shape, num_classes, ops, stem, stages, last)
+            if forward_flops(net, in_shape) // 2 <= max_macs:
+                return ops
+    raise ValueError(
+        f"max_macs: no random network of this space within {max_macs:g} MACs in {draws} draws"
+    )
