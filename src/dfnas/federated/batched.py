@@ -40,10 +40,11 @@ Stack = dict[str, Tensor]
 
 
 def batching_runner(fallback: ClientRunner) -> ClientRunner:
-    """Batched clients where the round's method allows it, ``fallback`` otherwise."""
+    """Batched clients; ``fallback`` for a round of one client (``check_batching`` has
+    refused, at start, a method whose clients cannot be batched)."""
 
     def batched(job: RoundJob, clients: list[int], receive: Callable[[ClientReply], None]) -> None:
-        if len(clients) <= 1 or not job.sim.method.can_batch_clients():
+        if len(clients) <= 1:
             return fallback(job, clients, receive)
         for reply in train_batched(job, clients):
             receive(reply)
@@ -163,40 +164,42 @@ def _sgd_step(step_fn, params, buffers, momentum, members, n, x, y, cfg, work) -
     """One step of ``members`` (rows of the stacks): torch.optim.SGD's arithmetic, op for
     op (weight decay added to the gradient, momentum buffer set on the first step), after
     ``training.grad_clip`` per client as ``nn.utils.clip_grad_norm_`` computes it."""
-    whole = len(members) == n
-    rows = None if whole else torch.tensor(members)
-    p = params if whole else {k: v[rows] for k, v in params.items()}
-    b = buffers if whole else {k: v[rows] for k, v in buffers.items()}
+    rows = None if len(members) == n else torch.tensor(members)
+    p = {k: _take(v, rows) for k, v in params.items()}
+    b = {k: _take(v, rows) for k, v in buffers.items()}
     grads, loss = step_fn(p, b, x, y)
     if cfg.grad_clip:
         norms = torch.stack([g.flatten(1).norm(dim=1) for g in grads.values()], dim=1)
         coef = (cfg.grad_clip / (norms.norm(dim=1) + 1e-6)).clamp(max=1.0)
         grads = {k: g * coef.view(-1, *[1] * (g.dim() - 1)) for k, g in grads.items()}
     for name, g in grads.items():
-        w = p[name]
-        d = g.add(w, alpha=cfg.weight_decay) if cfg.weight_decay else g
+        d = g.add(p[name], alpha=cfg.weight_decay) if cfg.weight_decay else g
         if cfg.momentum:
             if name not in momentum:  # every client's first step is the round's first
                 # (a client first stepping in a later group of this step gets 0 * m + d = d)
                 momentum[name] = torch.zeros_like(params[name])
-                buf = d.clone()
+                d = d.clone()
             else:
-                buf = momentum[name] if whole else momentum[name][rows]
-                buf = buf.mul(cfg.momentum).add_(d)
-            if whole:
-                momentum[name] = buf
-            else:
-                momentum[name][rows] = buf
-            d = buf
-        w = w.add(d, alpha=-work.lr)
-        if whole:
-            params[name] = w
-        else:
-            params[name][rows] = w
-    if not whole:
+                d = _take(momentum[name], rows).mul(cfg.momentum).add_(d)
+            _put(momentum, name, rows, d)
+        _put(params, name, rows, p[name].add(d, alpha=-work.lr))
+    if rows is not None:  # the group's BatchNorm statistics, updated in its copies
         for name, v in b.items():
             buffers[name][rows] = v
     return loss.detach()
+
+
+def _take(stack: Tensor, rows: Tensor | None) -> Tensor:
+    """The group's rows of a stack (the stack itself when the group is every client)."""
+    return stack if rows is None else stack[rows]
+
+
+def _put(stacks: Stack, name: str, rows: Tensor | None, value: Tensor) -> None:
+    """Write a group's new values back: the whole entry, or its rows."""
+    if rows is None:
+        stacks[name] = value
+    else:
+        stacks[name][rows] = value
 
 
 def _client_memory(method, worker: nn.Module, lr: float, x: Tensor, y: Tensor, ctx) -> int:

@@ -8,6 +8,8 @@ network the DFNAS child is built as. The stem keeps stride 1 for small inputs.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from itertools import islice
 
 import torch
 from torch import Tensor, nn
@@ -60,11 +62,18 @@ class ShuffleNetV2(nn.Module):
 def resolve_ops(ops: list[str] | str, num_layers: int, seed: int = 0) -> list[str]:
     """``ops`` as a list, one op name for every layer, or ``random`` (seeded)."""
     if ops == "random":
-        rng = random.Random(seed)
-        return [rng.choice(OPS) for _ in range(num_layers)]
+        return next(random_draws(num_layers, seed))
     if isinstance(ops, str):
         return [ops] * num_layers
     return list(ops)
+
+
+def random_draws(num_layers: int, seed: int) -> Iterator[list[str]]:
+    """The seed's stream of random architectures, one op per layer each; ``ops: random``
+    is its first, the budgeted control (``random_within``) the first that fits."""
+    rng = random.Random(seed)
+    while True:
+        yield [rng.choice(OPS) for _ in range(num_layers)]
 
 
 @MODELS.register("shufflenetv2")
@@ -103,11 +112,9 @@ def random_within(
     space that fit; the first draw is ``ops: random``'s own). The candidates are built
     with torch's generator set aside, so the chosen network's weights are initialized as
     if it had been asked for by name."""
-    rng = random.Random(seed)
-    num_layers = len(layer_plan(in_shape[1], stages))
+    stream = random_draws(len(layer_plan(in_shape[1], stages)), seed)
     with torch.random.fork_rng(devices=[]):
-        for _ in range(draws):
-            ops = [rng.choice(OPS) for _ in range(num_layers)]
+        for ops in islice(stream, draws):
             net = ShuffleNetV2(in_shape, num_classes, ops, stem, stages, last)
             if forward_flops(net, in_shape) // 2 <= max_macs:
                 return ops
