@@ -223,7 +223,7 @@ def _check_verdict(config: dict) -> None:
         return
     runs = list(config.get("runs", {})) + list(config.get("external_runs", []))
     names = runs + list(config.get("arch_groups", {}))
-    for key in ("claimant", "baseline", "fixed", "random"):
+    for key in ("claimant", "baseline", "fixed", "random", "unconstrained"):
         name = verdict.get(key)
         if name is not None and name not in names:
             raise ConfigError(
