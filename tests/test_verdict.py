@@ -9,21 +9,22 @@ import pytest
 
 from dfnas.config import check_config
 from dfnas.errors import ConfigError
-from dfnas.report.verdict import (
+from dfnas.report.verdict import verdict_table, write_verdict
+from dfnas.report.verdict_figure import verdict_figure
+from dfnas.report.verdict_rows import (
     FAILS,
     HOLDS,
     UNCLEAR,
     VerdictSpec,
     paired,
     ratio_verdict,
-    verdict_table,
-    write_verdict,
 )
-from dfnas.report.verdict_figure import verdict_figure
 
 
-def _row(run, seed, acc, method, flops=1.0, stages=1, budget=None):
+def _row(run, seed, acc, method, flops=1.0, stages=1, budget=None, macs=5e5, limit=np.nan):
     return dict(
+        macs=macs,
+        budget_macs=limit,
         dataset="d",
         partition="p",
         run=run,
@@ -113,6 +114,50 @@ def test_device_budget_row_reads_every_budgeted_run_of_the_method():
     assert _verdicts(runs)["device budget honoured"] == FAILS
 
 
+def _budgeted(unconstrained_macs=6e5, random_macs=5e5) -> pd.DataFrame:
+    """The cross-device shape: a budgeted claimant, its unconstrained twin, controls."""
+    rows = []
+    for s, gap in enumerate((-0.010, -0.020, -0.015)):
+        rows.append(_row("dfnas-small", s, 0.45, "dfnas", budget=True, macs=5.2e5, limit=5.5e5))
+        rows.append(_row("dfnas", s, 0.45 - gap, "dfnas", macs=unconstrained_macs))
+        rows.append(_row("fednas", s, 0.50, "fednas", flops=20.0, stages=2, macs=9e5))
+        rows.append(_row("fixed", s, 0.46, "fedavg", macs=5.28e5))
+        for k in range(3):
+            rows.append(_row(f"rnd-a{k}", s, 0.44, "fedavg", macs=random_macs + k))
+    return pd.DataFrame(rows)
+
+
+BUDGETED = VerdictSpec(
+    "dfnas-small", "fednas", "fixed", ["rnd-a0", "rnd-a1", "rnd-a2"], unconstrained="dfnas"
+)
+
+
+def test_budget_rows_check_the_budget_binds_and_the_controls_fit():
+    v = _verdicts(_budgeted(), BUDGETED)
+    assert v["device budget honoured"] == HOLDS
+    assert v["the fixed and random networks compared meet the same budget"] == HOLDS
+    assert v["the budget binds: dfnas's child is over it"] == HOLDS
+    # the budgeted child is 1-2 points under its unconstrained twin on every seed
+    assert v["the budget costs no accuracy: the child at least dfnas's"] == FAILS
+    assert v["fednas's network beside the budget (it has no budget mechanism)"] == (
+        "no budget to honour"
+    )
+    (table,) = verdict_table(_budgeted(), BUDGETED)
+    fednas = table.set_index("claim").loc[
+        "fednas's network beside the budget (it has no budget mechanism)"
+    ]
+    assert fednas["claimant"] == "fednas: 0.900 M MACs, over the budget on 3 of 3 seeds"
+
+
+def test_budget_rows_say_when_the_comparison_is_not_inside_the_budget():
+    v = _verdicts(_budgeted(unconstrained_macs=5e5, random_macs=5.6e5), BUDGETED)
+    assert v["the fixed and random networks compared meet the same budget"] == FAILS
+    assert v["the budget binds: dfnas's child is over it"] == FAILS
+    # without a budget the rows are one: it says so
+    plain = _verdicts(_runs([0.6] * 3, [0.5] * 3))
+    assert not any(claim.startswith("the budget") for claim in plain)
+
+
 def test_outputs_are_written(tmp_path):
     tables = verdict_table(_runs([0.6, 0.61, 0.62], [0.5, 0.52, 0.51]), SPEC)
     write_verdict(tables, tmp_path / "v.csv", tmp_path / "v.md")
@@ -158,7 +203,7 @@ def test_seeds_to_decide_is_the_smallest_seed_count_with_the_power():
     seed fewer it does not (Monte Carlo, independent of the noncentral t)."""
     from scipy import stats
 
-    from dfnas.report.verdict import seeds_to_decide
+    from dfnas.report.verdict_rows import seeds_to_decide
 
     d = np.array([-1.12, -3.02, -5.61])  # the three-seed verdict's DFNAS - FedNAS
     n = seeds_to_decide(d)

@@ -78,6 +78,7 @@ def load_runs(paths: list[str | Path]) -> pd.DataFrame:
         )
         # a device budget's verdict, only where the run had a budget to honour
         row["within_budget"] = m.get("within_budget") if m.get("budgets") else None
+        row["budget_macs"] = m.get("budgets", {}).get("macs", {}).get("limit", np.nan)
         # the exported artifact, where the run was exported (deploy.export)
         export = seed_dir / "export" / "export.json"
         blob = json.loads(export.read_text()) if export.exists() else {}

@@ -182,6 +182,11 @@ def personalized_distribution(runs: pd.DataFrame, stem: str | Path) -> list[Path
         sns.boxplot(
             data=data, x="run", y="accuracy_personalized", hue="setting", ax=ax, fliersize=0
         )
+        # seaborn 0.13 jitters the points with numpy's global generator, unseeded, so
+        # the same results drew a different figure each time: seed it here, and put the
+        # caller's generator back afterwards
+        state = np.random.get_state()
+        np.random.seed(0)
         sns.stripplot(
             data=data,
             x="run",
@@ -193,6 +198,7 @@ def personalized_distribution(runs: pd.DataFrame, stem: str | Path) -> list[Path
             palette="dark:black",  # every point black (color= with hue is deprecated)
             legend=False,
         )
+        np.random.set_state(state)
         ax.tick_params(axis="x", rotation=30)
     ax.set_ylabel("personalized accuracy per client")
     fig.tight_layout()

@@ -7,32 +7,32 @@ control every NAS reviewer asks for: does the searched child beat its own space'
 and random networks trained the same way? The config names the runs (``verdict:``), so
 this module never guesses which run is which.
 
-Accuracy claims are read from paired per-seed differences (same seed, same partition,
-same client stream), with a 95 % t-interval over seeds:
-
-- holds: the interval lies above zero;
-- does not hold: it lies below zero;
-- cannot tell at this budget: it straddles zero, or there are fewer than three seeds
-  (two seeds' interval is too wide to mean anything, or a point when both agree).
-
-Cost claims are ratios (baseline / claimant) per seed: the claim holds when every seed's
-ratio reaches the factor (10 for "an order of magnitude"), does not hold when none does.
-The numbers are what the table prints; the verdict is a reading of them, never a
-replacement.
+How a row reads its numbers (paired per-seed differences with a 95 % t-interval for
+accuracy, per-seed ratios against the factor for costs): ``report.verdict_rows``; the
+device-budget rows: ``report.verdict_budget``. The numbers are what the table prints;
+the verdict is a reading of them, never a replacement.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from dfnas.io import atomic_path
-
-HOLDS, FAILS, UNCLEAR = "holds", "does not hold", "cannot tell at this budget"
+from dfnas.report.verdict_budget import budget_rows
+from dfnas.report.verdict_rows import (
+    FAILS,
+    HOLDS,
+    POWER,
+    UNCLEAR,
+    VerdictSpec,
+    accuracy_row,
+    per_seed,
+    pm,
+    ratio_verdict,
+)
 
 # cost claims: label -> (key of a collected run, unit scale, unit)
 COST_CLAIMS = {
@@ -43,121 +43,11 @@ COST_CLAIMS = {
 }
 
 
-@dataclass(frozen=True)
-class VerdictSpec:
-    """Which runs the claims compare; see the config's ``verdict`` key."""
-
-    claimant: str  # the one-stage search (DFNAS)
-    baseline: str  # the two-stage search it claims to beat (FedNAS)
-    fixed: str | None = None  # the hand-designed network of the claimant's space
-    random: list[str] | None = None  # runs of random networks of the claimant's space
-    cost_factor: float = 10.0  # "an order of magnitude"
-
-
-def paired(a: pd.Series, b: pd.Series) -> tuple[np.ndarray, float, float, float]:
-    """Per-seed differences a - b over the seeds both have; mean and 95 % t-interval."""
-    seeds = sorted(set(a.index) & set(b.index))
-    d = np.array([a[s] - b[s] for s in seeds], dtype=float)
-    if d.size < 2:
-        mean = float(d.mean()) if d.size else np.nan
-        return d, mean, np.nan, np.nan
-    half = stats.t.ppf(0.975, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size)
-    return d, float(d.mean()), float(d.mean() - half), float(d.mean() + half)
-
-
-MIN_SEEDS = 3
-# "how many seeds would decide": the seeds a paired t-test needs to exclude zero with
-# this probability, were the true difference and spread what the seeds show
-POWER = 0.8
-MOST_SEEDS = 100
-
-
-def seeds_to_decide(d: np.ndarray, power: float = POWER) -> int | None:
-    """Seeds for a two-sided 95 % paired t-test to tell the observed mean difference from
-    zero with ``power`` (noncentral t), if the difference and its spread stay as observed;
-    None beyond ``MOST_SEEDS`` (a difference this small against its spread is no
-    difference a seed budget can show). A planning figure, not a verdict: the observed
-    effect of a few seeds is itself uncertain."""
-    if d.size < 2:
-        return None
-    sd = d.std(ddof=1)
-    if sd == 0:
-        return max(d.size, MIN_SEEDS) if d.mean() != 0 else None
-    effect = abs(d.mean()) / sd
-    for n in range(MIN_SEEDS, MOST_SEEDS + 1):
-        crit = stats.t.ppf(0.975, n - 1)
-        nc = effect * np.sqrt(n)
-        if stats.nct.sf(crit, n - 1, nc) + stats.nct.cdf(-crit, n - 1, nc) >= power:
-            return n
-    return None
-
-
-def difference_verdict(lo: float, hi: float, n: int) -> str:
-    if n < MIN_SEEDS or np.isnan(lo) or np.isnan(hi):
-        return UNCLEAR
-    if lo > 0:
-        return HOLDS
-    if hi < 0:
-        return FAILS
-    return UNCLEAR
-
-
-def ratio_verdict(ratios: np.ndarray, factor: float) -> str:
-    ratios = ratios[~np.isnan(ratios)]
-    if ratios.size == 0:
-        return UNCLEAR
-    if (ratios >= factor).all():
-        return HOLDS
-    if (ratios < factor).all():
-        return FAILS
-    return UNCLEAR
-
-
-def _pm(values: np.ndarray, scale: float = 100.0, digits: int = 2) -> str:
-    if values.size == 0:
-        return "n/a"
-    std = values.std(ddof=0)  # as the comparison table prints it
-    return f"{values.mean() * scale:.{digits}f} ± {std * scale:.{digits}f}"
-
-
-def _per_seed(runs: pd.DataFrame, run: str, key: str) -> pd.Series:
-    rows = runs[runs["run"] == run]
-    return rows.set_index("seed")[key].astype(float)
-
-
 def _random_mean(runs: pd.DataFrame, members: list[str]) -> pd.Series:
     """Per seed, the mean accuracy of the random architectures: the paired partner of a
     searched child is the space's average random network under the same seed."""
     rows = runs[runs["run"].isin(members)]
     return rows.groupby("seed")["accuracy"].mean()
-
-
-def _accuracy_row(claim: str, a: pd.Series, b: pd.Series, a_name: str, b_name: str) -> dict:
-    d, mean, lo, hi = paired(a, b)
-    return {
-        "claim": claim,
-        "short": f"accuracy vs {b_name}",
-        "claimant": _pm(a.to_numpy()),
-        "against": f"{b_name}: {_pm(b.to_numpy())}",
-        "paired difference": (
-            f"{100 * mean:+.2f} (95 % CI {100 * lo:+.2f} to {100 * hi:+.2f}) pp"
-            if d.size > 1
-            else (f"{100 * mean:+.2f} pp (one seed)" if d.size else "n/a")
-        ),
-        "per seed": ", ".join(f"{100 * v:+.2f}" for v in d),
-        "verdict": (verdict := difference_verdict(lo, hi, d.size)),
-        "seeds to decide": _to_decide(d) if verdict == UNCLEAR else "-",
-        "kind": "accuracy",
-        "values": d * 100,
-        "interval": (100 * mean, 100 * lo, 100 * hi),  # the figure draws what the row says
-    }
-
-
-def _to_decide(d: np.ndarray) -> str:
-    if d.size < 2:
-        return "more than one seed to say"
-    n = seeds_to_decide(d)
-    return f"about {n} ({POWER:.0%} power)" if n else f"more than {MOST_SEEDS}"
 
 
 def _cost_row(
@@ -168,8 +58,8 @@ def _cost_row(
     return {
         "claim": f"{claim}: {factor:g}x less than {b_name}",
         "short": claim.replace("client compute ", "compute "),
-        "claimant": f"{_pm(a.to_numpy(), scale, 4)} {unit}",
-        "against": f"{b_name}: {_pm(b.to_numpy(), scale, 4)} {unit}",
+        "claimant": f"{pm(a.to_numpy(), scale, 4)} {unit}",
+        "against": f"{b_name}: {pm(b.to_numpy(), scale, 4)} {unit}",
         "paired difference": (
             f"{b_name} / claimant = {np.nanmean(ratios):.2f}x "
             f"(seeds {np.nanmin(ratios):.2f}-{np.nanmax(ratios):.2f}x)"
@@ -211,10 +101,10 @@ def verdict_table(runs: pd.DataFrame, spec: VerdictSpec) -> list[pd.DataFrame]:
         present = set(block["run"])
         if spec.claimant not in present or spec.baseline not in present:
             continue
-        acc = {r: _per_seed(block, r, "accuracy") for r in present}
+        acc = {r: per_seed(block, r, "accuracy") for r in present}
         rows = [_health_row(block, [spec.claimant, spec.baseline])]
         rows += [
-            _accuracy_row(
+            accuracy_row(
                 f"accuracy at least {spec.baseline}'s",
                 acc[spec.claimant],
                 acc[spec.baseline],
@@ -226,8 +116,8 @@ def verdict_table(runs: pd.DataFrame, spec: VerdictSpec) -> list[pd.DataFrame]:
             rows.append(
                 _cost_row(
                     label,
-                    _per_seed(block, spec.claimant, key),
-                    _per_seed(block, spec.baseline, key),
+                    per_seed(block, spec.claimant, key),
+                    per_seed(block, spec.baseline, key),
                     spec.baseline,
                     unit,
                     scale,
@@ -236,7 +126,7 @@ def verdict_table(runs: pd.DataFrame, spec: VerdictSpec) -> list[pd.DataFrame]:
             )
         rows.append(_retraining_row(block, spec, acc))
         rows += _space_rows(block, spec, acc)
-        rows.append(_budget_row(block, spec))
+        rows += budget_rows(block, spec, acc)
         frame = pd.DataFrame([{"seeds to decide": "-"} | r for r in rows])
         frame.insert(0, "partition", partition)
         frame.insert(0, "dataset", dataset)
@@ -252,7 +142,7 @@ def _retraining_row(block: pd.DataFrame, spec: VerdictSpec, acc: dict[str, pd.Se
     baseline = int(block[block["run"] == spec.baseline]["stages_count"].max())
     return {
         "claim": "no retraining: one stage, the child keeps the search's weights",
-        "claimant": f"{stages} stage(s); {_pm(acc[spec.claimant].to_numpy())} %",
+        "claimant": f"{stages} stage(s); {pm(acc[spec.claimant].to_numpy())} %",
         "against": f"{spec.baseline}: {baseline} stage(s)",
         "paired difference": "-",
         "per seed": "",
@@ -267,7 +157,7 @@ def _space_rows(block: pd.DataFrame, spec: VerdictSpec, acc: dict[str, pd.Series
     present, rows = set(block["run"]), []
     if spec.fixed and spec.fixed in present:
         rows.append(
-            _accuracy_row(
+            accuracy_row(
                 f"searched child beats its space's fixed network ({spec.fixed})",
                 acc[spec.claimant],
                 acc[spec.fixed],
@@ -277,7 +167,7 @@ def _space_rows(block: pd.DataFrame, spec: VerdictSpec, acc: dict[str, pd.Series
         )
     members = [r for r in (spec.random or []) if r in present]
     if members:
-        row = _accuracy_row(
+        row = accuracy_row(
             f"searched child beats the mean of {len(members)} random networks of its space",
             acc[spec.claimant],
             _random_mean(block, members),
@@ -291,28 +181,6 @@ def _space_rows(block: pd.DataFrame, spec: VerdictSpec, acc: dict[str, pd.Series
     return rows
 
 
-def _budget_row(block: pd.DataFrame, spec: VerdictSpec) -> dict:
-    """Every run of the claimant's method that had a budget (devices: its device runs)."""
-    method = block[block["run"] == spec.claimant]["method"].iloc[0]
-    within = block.loc[block["method"] == method, "within_budget"].dropna()
-    return {
-        "claim": "device budget honoured",
-        "claimant": (
-            "no budget set in this config"
-            if within.empty
-            else f"{int(within.astype(bool).sum())} of {len(within)} budgeted runs x seeds within"
-        ),
-        "against": "-",
-        "paired difference": "-",
-        "per seed": "",
-        "verdict": (
-            "not tested here" if within.empty else (HOLDS if within.astype(bool).all() else FAILS)
-        ),
-        "kind": "structure",
-        "values": np.array([]),
-    }
-
-
 def spec_from_config(verdict: dict, arch_groups: dict[str, list[str]]) -> VerdictSpec:
     """The config's ``verdict`` block; ``random`` names a run with ``arch_seeds``."""
     random = verdict.get("random")
@@ -322,6 +190,7 @@ def spec_from_config(verdict: dict, arch_groups: dict[str, list[str]]) -> Verdic
         fixed=verdict.get("fixed"),
         random=arch_groups.get(random, [random]) if random else None,
         cost_factor=float(verdict.get("cost_factor", 10.0)),
+        unconstrained=verdict.get("unconstrained"),
     )
 
 

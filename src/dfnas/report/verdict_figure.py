@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from dfnas.io import atomic_path
-from dfnas.report.verdict import FAILS, HOLDS, UNCLEAR
+from dfnas.report.verdict_rows import FAILS, HOLDS, UNCLEAR
 
 
 def verdict_figure(tables: list[pd.DataFrame], stem: Path) -> None:
