@@ -17,22 +17,23 @@ import sys
 
 from snakemake.settings.types import DeploymentMethod
 
-from dfnas.config import check_config, check_yaml_keys
-from dfnas.data.base import verify_cache
 from dfnas.errors import ConfigError, DfnasError
 from dfnas.federated.config import TrainConfig
-from dfnas.methods import METHODS
 from dfnas.methods.stages import CONTRACT_FILES, STAGE_FILES, stage_folder, stage_spec
 from dfnas.report import FIGURES
+from dfnas.workflow_plan import load_plan, verify_caches
 
+# The full check (the schema shipped in the package, then every run built once) runs on
+# the first parse of a config; later parses, and every cluster job, read its result from
+# .snakemake/dfnas/ (dfnas.workflow_plan) and import no torch.
 try:
-    for _file in workflow.configfiles:
-        check_yaml_keys(_file)
-    _checked = check_config(config)  # the schema shipped in the package
+    PLAN = load_plan(workflow.configfiles, config)
 except ConfigError as exc:
     sys.exit(f"config error: {exc}")
 config.clear()
-config.update(_checked)
+config.update(PLAN.config)
+# what every registered method declares to the workflow (its stages, figures, files)
+DECLARED = PLAN.methods
 
 # Jobs run `python -m dfnas`. Under --sdm conda the job's environment provides that
 # python; otherwise put the interpreter running Snakemake first on PATH, so a venv works
@@ -50,7 +51,7 @@ PARTITIONS = list(config["partitions"])
 RUNS = list(config["runs"])
 SEEDS = config["seeds"]
 # the runs of each registered method: its rules (methods.smk) match exactly these
-RUNS_OF = {m: [r for r in RUNS if config["runs"][r]["method"] == m] for m in METHODS.names()}
+RUNS_OF = {m: [r for r in RUNS if config["runs"][r]["method"] == m] for m in DECLARED}
 RUN_DIR = "results/{experiment}/runs/{dataset}/{partition}/{run}/seed{seed}"
 
 
@@ -73,8 +74,7 @@ DATASET_KEYS = {
 # a cache whose bytes changed stops the workflow here: a partition job rerun on it would
 # first delete its own outputs, which every experiment shares
 try:
-    for _dkey in DATASET_KEYS.values():
-        verify_cache(f"results/datasets/{_dkey}/data.npz")
+    verify_caches([f"results/datasets/{k}/data.npz" for k in DATASET_KEYS.values()])
 except DfnasError as exc:
     sys.exit(f"cache error: {exc}")
 # what shapes a partition: its whole spec, seed included (its folder sits in the dataset's)
@@ -125,7 +125,7 @@ def stage_dir(stages, index):
 
 
 def stage_files(declared, index):
-    """What stage ``index`` of a method (its ``MethodSpec``) writes: the result contract
+    """What stage ``index`` of a method (``DECLARED``) writes: the result contract
     for the last stage, metrics and history for an earlier one, and the files the
     stage's method declares it writes."""
     stages = declared.stages
@@ -191,7 +191,7 @@ def latency_table(wildcards):
     (``MethodSpec.reads``): measured once per space and dataset, on the machine that
     trains; a run expanded per device type shares its space's (``space``)."""
     run = config["runs"][wildcards.run]
-    if "latency_table" not in METHODS.get(run["method"]).input_files(run.get("options", {})):
+    if "latency_table" not in PLAN.run_inputs[wildcards.run]:
         return []
     space = run.get("space", wildcards.run)
     return [f"results/{EXPERIMENT}/latency/{wildcards.dataset}/{space}.json"]
@@ -263,7 +263,7 @@ def exported(run):
     if own is not None:
         return own
     mode = config["export"]
-    return mode == "all" or (mode == "nas" and METHODS.get(config["runs"][run]["method"]).searches)
+    return mode == "all" or (mode == "nas" and DECLARED[config["runs"][run]["method"]].searches)
 
 
 EXPORTED = [r for r in RUNS if exported(r)]
@@ -287,7 +287,7 @@ def run_figures():
     return [
         f"results/{EXPERIMENT}/figures/{fig.name}/{d}/{p}/{r}/seed{s}.png"
         for r in RUNS
-        for fig in METHODS.get(config["runs"][r]["method"]).figures
+        for fig in DECLARED[config["runs"][r]["method"]].figures
         for d in DATASETS
         for p in PARTITIONS
         for s in SEEDS

@@ -4,8 +4,7 @@
 # last stage writes the run's result contract in the run's folder; an earlier one writes
 # into a subfolder named after it, which the next stage reads its hand-off from. Nothing
 # here names a method: a new one, one stage or several, is one file under dfnas/methods.
-for _method in METHODS.names():
-    _declared = METHODS.get(_method)
+for _method, _declared in DECLARED.items():
     _stages = _declared.stages
     for _index, _stage in enumerate(_stages):
 

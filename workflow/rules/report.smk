@@ -111,8 +111,8 @@ rule figures:
 # Per-run figures a method declares (dfnas.methods.stages.RunFigure, in its MethodSpec), drawn from a file
 # its run writes beside metrics.json, before it: metrics.json marks the run complete, so it
 # is the input that orders the figure after the run.
-for _method in METHODS.names():
-    for _figure in METHODS.get(_method).figures:
+for _method, _declared in DECLARED.items():
+    for _figure in _declared.figures:
 
         rule:
             name:

@@ -4,16 +4,17 @@
     spec = METHODS.get("fedavg")       # its declaration (methods.spec.MethodSpec)
     method = spec.build(setup)         # the object a job trains with
 
-Every module of this package is imported here, so a new file is found without editing a
-list; a method in a package of your own is found through the ``dfnas.methods`` entry
-point group (``[project.entry-points."dfnas.methods"] mine = "my_pkg.my_method"``).
+Every module of this package is imported on the first lookup of ``METHODS``, so a new
+file is found without editing a list, and importing the package alone costs no torch. A
+method in a package of your own is found through the ``dfnas.methods`` entry point group
+(``[project.entry-points."dfnas.methods"] mine = "my_pkg.my_method"``).
 """
 
 import importlib
 import pkgutil
 from importlib.metadata import entry_points
+from typing import Any
 
-from dfnas.methods.base import FedMethod, MethodSetup, StepContext
 from dfnas.methods.spec import METHODS, MethodSpec
 from dfnas.methods.stages import RunFigure, Stage
 
@@ -29,6 +30,18 @@ def _discover() -> None:
         importlib.import_module(entry.value)
 
 
-_discover()
+# found on the first lookup (MethodRegistry): importing this package costs no torch
+METHODS.discover_with(_discover)
+
+_LAZY = {"FedMethod", "MethodSetup", "StepContext"}  # the implementation's base: torch
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from dfnas.methods import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["METHODS", "FedMethod", "MethodSetup", "MethodSpec", "RunFigure", "Stage", "StepContext"]

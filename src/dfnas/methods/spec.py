@@ -138,7 +138,41 @@ class MethodSpec:
 
 
 class MethodRegistry(Registry[MethodSpec]):
-    """Methods by name; registering a class declares it (``MethodSpec``'s fields)."""
+    """Methods by name; registering a class declares it (``MethodSpec``'s fields).
+
+    The method files are imported on the first lookup, not with the package: they import
+    torch, and the workflow's parse, which reads only the stage machinery, should not
+    pay for it (``dfnas.workflow_plan``)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self._discover: Callable[[], None] | None = None
+
+    def discover_with(self, discover: Callable[[], None]) -> None:
+        """Import every method's file (through ``discover``) on the first lookup."""
+        self._discover = discover
+
+    def _load(self) -> None:
+        discover, self._discover = self._discover, None  # once; registering looks up too
+        if discover is None:
+            return
+        try:
+            discover()
+        except BaseException:
+            self._discover = discover  # a method file failed: the next lookup says so again
+            raise
+
+    def get(self, name: str) -> MethodSpec:
+        self._load()
+        return super().get(name)
+
+    def names(self) -> list[str]:
+        self._load()
+        return super().names()
+
+    def __contains__(self, name: object) -> bool:
+        self._load()
+        return super().__contains__(name)
 
     def register(self, name: str, like: str | None = None, **declared: Any) -> Callable:
         def add(cls: type[FedMethod]) -> type[FedMethod]:
