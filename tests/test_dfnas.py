@@ -123,7 +123,7 @@ def test_one_step_runs_exactly_one_path_forward_and_backward_once():
     alpha_before = net.alpha.detach().clone()
     method.train_step(net, x, torch.randint(0, 4, (8,)), opt, ctx)
     ran = sorted(k for k, v in calls.items() if v)
-    assert ran == [(i, c) for i, c in enumerate(method.phase.last_path)]
+    assert ran == [(i, c) for i, c in enumerate(ctx.plan["last_path"])]
     assert all(v <= 1 for v in calls.values())
     assert passes == {"forward": 1, "backward": 1}
     assert not torch.equal(alpha_before, net.alpha.detach())

@@ -177,9 +177,9 @@ def test_fixed_alpha_row_does_not_drift_under_restored_adam_moments():
             m.train_step(net, x, y, opt, ctx)
         m.end_client(net, opt, ctx)
         if round_ == 0:  # fix layer 0 with its current row, as end_round does
-            m.fixed[0] = int(net.alpha[0].argmax())
-            m.fixed_rows[0] = net.alpha.detach()[0].tolist()
-    assert net.alpha.detach()[0].tolist() == m.fixed_rows[0]
+            m.phase.fixed[0] = int(net.alpha[0].argmax())
+            m.phase.fixed_rows[0] = net.alpha.detach()[0].tolist()
+    assert net.alpha.detach()[0].tolist() == m.phase.fixed_rows[0]
 
 
 def test_federated_bn_statistics_are_those_of_the_union_of_clients():

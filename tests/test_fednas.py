@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from helpers import make_method, partition, tiny_dataset
 
+from dfnas.federated.context import StepContext
 from dfnas.federated.loop import _split_validation, run_federated
 from dfnas.methods import METHODS
 from dfnas.models import build_model
@@ -135,7 +136,8 @@ def test_search_stage_writes_a_genotype_and_counts_three_passes():
     # a MiLeNAS step costs more than the two training passes of plain SGD on the same net
     plain = make_method(ds, "fedavg", "darts_search", model_args={"C": 4, "layers": 3})
     net = method.build_model()
-    assert method.step_flops(net, 1) > 1.5 * plain.step_flops(net, 1)
+    ctx = StepContext(round=0, client=0, generator=torch.Generator())
+    assert method.step_flops(net, 1, ctx) > 1.5 * plain.step_flops(net, 1, ctx)
 
 
 def test_train_stage_builds_exactly_the_genotype(tmp_path):

@@ -107,7 +107,7 @@ def train_batched(job: RoundJob, clients: list[int]) -> list[ClientReply]:
                 for j, i in enumerate(members):
                     losses[i].append(loss[j] * size)
                     samples[i] += size
-                    flops[i] += method.step_flops(worker, size)
+                    flops[i] += method.step_flops(worker, size, contexts[i])
     share = 1.0 / n
     replies = []
     names = list(worker.state_dict())

@@ -132,7 +132,7 @@ class RoundJob:
                 # depend on its batch; DFNAS's path differs from client to client)
                 with meter.step(worker, opt) if step == 0 else contextlib.nullcontext():
                     loss = method.train_step(worker, x, y, opt, ctx)
-                flops += method.step_flops(worker, len(y))
+                flops += method.step_flops(worker, len(y), ctx)
                 losses.append(loss * len(y))
                 samples += len(y)
             method.end_client(worker, opt, ctx)

@@ -16,7 +16,7 @@ The hooks a method may override, in the order the loop calls them (13)::
     train_step(model, x, y, opt, ctx)  one local step; returns the loss (ctx.global_state:
                                        the server's state the client started from);
                                        ``self.clip(model)`` applies ``training.grad_clip``
-    step_flops(model, batch_size)      training FLOPs of the step just taken
+    step_flops(model, batch_size, ctx) training FLOPs of the step just taken
     end_client(model, opt, ctx)        keep client state between rounds, in ctx.store
     upload(model, ctx)                 what a client sends back (the state)
     aggregator()                       how replies are combined (weighted mean)
@@ -51,6 +51,19 @@ from dfnas.federated.aggregation import StreamingMean
 from dfnas.federated.config import LocalWork, TrainConfig
 from dfnas.federated.context import ServerContext, StepContext
 from dfnas.models import build_model, model_spec
+
+
+def supervised_step(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: Any, clip: Any
+) -> torch.Tensor:
+    """One SGD step of cross-entropy on a batch, gradients clipped by ``clip(model)``:
+    FedAvg's step, and every method's step on a plain network (DFNAS's child)."""
+    optimizer.zero_grad(set_to_none=True)
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    clip(model)
+    optimizer.step()
+    return loss.detach()
 
 
 @dataclass
@@ -117,16 +130,12 @@ class FedMethod:
         optimizer: Any,
         ctx: StepContext,
     ) -> torch.Tensor:
-        optimizer.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        self.clip(model)
-        optimizer.step()
-        return loss.detach()
+        return supervised_step(model, x, y, optimizer, self.clip)
 
-    def step_flops(self, model: nn.Module, batch_size: int) -> int:
-        """Forward + backward FLOPs of the last step; a fixed network costs the same
-        per sample every step, so it is counted once."""
+    def step_flops(self, model: nn.Module, batch_size: int, ctx: StepContext) -> int:
+        """Forward + backward FLOPs of the step just taken (``ctx``: the client's, for a
+        method whose steps differ); a fixed network costs the same per sample every step,
+        so it is counted once."""
         if self._flops_per_sample is None:
             self._flops_per_sample = train_flops(model, self.setup.in_shape)
         return self._flops_per_sample * batch_size

@@ -95,7 +95,7 @@ class Fednas(FedMethod):
         # the search step's FLOPs are counted here, in the server's process, before any
         # client trains, so forked client workers inherit the count instead of each
         # counting again every round
-        self.step_flops(model, 0)
+        self.step_flops(model, 0, ctx)
         return super().download(model, ctx)
 
     def make_optimizer(self, model: nn.Module, lr: float, ctx: StepContext) -> Any:
@@ -147,7 +147,7 @@ class Fednas(FedMethod):
             self.options.grad_clip,
         )
 
-    def step_flops(self, model: nn.Module, batch_size: int) -> int:
+    def step_flops(self, model: nn.Module, batch_size: int, ctx: StepContext) -> int:
         """FLOPs of one whole search step (MiLeNAS: all three passes), counted on a copy."""
         if self._flops_per_sample is None:
             key = json.dumps([self.model_spec(), repr(self.options)], sort_keys=True)

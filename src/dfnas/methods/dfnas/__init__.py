@@ -51,7 +51,7 @@ from dfnas.methods.stages import RunFigure
 from dfnas.models import model_spec
 from dfnas.models.shufflenet import ShuffleNetV2
 from dfnas.models.shufflenet_blocks import OPS
-from dfnas.search.derive import Budget, derive_path
+from dfnas.search.derive import Budget
 from dfnas.search.health import alpha_summary, search_warnings
 from dfnas.search.latency import measure_latency_table
 from dfnas.search.optimizers import decay_groups
@@ -131,16 +131,7 @@ def latency_table(
     makes={"latency_table": latency_table},
 )
 class Dfnas(FedMethod):
-    server_state = (
-        "fixed",
-        "fixed_rows",
-        "fixed_round",
-        "search_losses",
-        "child_path",
-        "repairs",
-        "alpha_history",
-        "expected_macs",
-    )
+    server_state = ("search_state",)  # the search phase's; the child phase keeps none
 
     def __init__(self, setup: MethodSetup, options: DfnasOptions) -> None:
         super().__init__(setup, options)
@@ -168,17 +159,9 @@ class Dfnas(FedMethod):
             raise ConfigError("options.alpha_lr: expected a number >= 0")
         self.search_cfg = self.train_cfg.phase(dict(o.search), "options.search")
         self.child_cfg = self.train_cfg.phase(dict(o.child), "options.child")
-        # server state, checkpointed
-        self.fixed: dict[int, int] = {}
-        self.fixed_rows: dict[int, list[float]] = {}  # alpha row at fixing, restored
-        self.fixed_round: dict[int, int] = {}
-        self.child_path: list[int] | None = None
-        self.repairs: list[dict] = []
-        self.alpha_history: list[list[list[float]]] = []
-        self.search_losses: list[float] = []  # supernet train loss per search round
-        self.expected_macs: list[float] = []
         self._costs: CostTable | None = None
         self._budgets: list[Budget] | None = None
+        # the phases; the search's state is the run's server state (checkpointed)
         self._search, self._child = SearchPhase(self), ChildPhase(self)
         if o.budget_macs is not None:  # below the space's cheapest child at this input?
             table = self.costs(self.supernet())
@@ -188,6 +171,11 @@ class Dfnas(FedMethod):
     def supernet(self) -> ShuffleSupernet:
         s = self.setup
         return ShuffleSupernet(s.in_shape, s.num_classes, **s.model_args)
+
+    @property
+    def child_path(self) -> list[int] | None:
+        """The derived child's ops (an index per layer); None while searching."""
+        return self._search.child_path
 
     def build_model(self) -> nn.Module:
         net = self.supernet()
@@ -214,9 +202,6 @@ class Dfnas(FedMethod):
             for b in self._budgets:
                 b.check_reachable()
         return self._budgets
-
-    def searching(self, round_: int) -> bool:
-        return self.child_path is None and round_ >= self.options.warmup_rounds
 
     @property
     def phase(self) -> SearchPhase | ChildPhase:
@@ -252,8 +237,8 @@ class Dfnas(FedMethod):
     def end_client(self, model: nn.Module, optimizer: Any, ctx: StepContext) -> None:
         self.phase.end_client(model, optimizer, ctx)
 
-    def step_flops(self, model: nn.Module, batch_size: int) -> int:
-        return self.phase.step_flops(model, batch_size)
+    def step_flops(self, model: nn.Module, batch_size: int, ctx: StepContext) -> int:
+        return self.phase.step_flops(model, batch_size, ctx)
 
     def payload(self, model: nn.Module) -> dict[str, torch.Tensor]:
         return self.phase.payload(model)
@@ -270,13 +255,14 @@ class Dfnas(FedMethod):
     def evaluation_model(self, model: nn.Module, server: ServerContext) -> nn.Module:
         return self.phase.evaluation_model(model, server)
 
-    def derive(self, model: ShuffleSupernet) -> tuple[list[int], list[dict]]:
-        """The child path alpha gives now: argmax, fixed layers kept, fitted to budgets."""
-        path, repairs = derive_path(model.alpha, self.budgets(model))
-        for i, op in self.fixed.items():  # fixed layers were committed during the search
-            if not any(r["layer"] == i for r in repairs):
-                path[i] = op
-        return path, repairs
+    @property
+    def search_state(self) -> dict[str, Any]:
+        """What the search keeps between rounds (``server_state``: the checkpoint's)."""
+        return self._search.state_dict()
+
+    @search_state.setter
+    def search_state(self, state: dict[str, Any]) -> None:
+        self._search.load_state_dict(state)
 
     def final_model(self, model: nn.Module) -> tuple[nn.Module, dict]:
         net = self.supernet()
@@ -288,16 +274,18 @@ class Dfnas(FedMethod):
         net = self.supernet()
         table = self.costs(net)
         budgets = self.budgets(net)
+        search = self._search
         return {
             "ops": list(OPS),
             "layers": [{"channels": c, "stride": s} for c, s in net.plan],
             "chosen": [OPS[c] for c in self.child_path],
-            "alpha_probs": self.alpha_history,  # per search round: layers x ops
-            "search_train_loss": self.search_losses,  # per search round
+            "alpha_probs": search.alpha_history,  # per search round: layers x ops
+            "search_train_loss": search.search_losses,  # per search round
             "num_classes": self.setup.num_classes,
-            "expected_macs": self.expected_macs,
+            "expected_macs": search.expected_macs,
             "fixed": {
-                str(i): {"op": OPS[c], "round": self.fixed_round[i]} for i, c in self.fixed.items()
+                str(i): {"op": OPS[c], "round": search.fixed_round[i]}
+                for i, c in search.fixed.items()
             },
             "search_rounds": self.search_rounds,
             "warmup_rounds": self.options.warmup_rounds,
@@ -305,21 +293,22 @@ class Dfnas(FedMethod):
             "budgets": {
                 b.name: {"limit": b.limit, "child": b.cost(self.child_path)} for b in budgets
             },
-            "repairs": self.repairs,
+            "repairs": search.repairs,
             "device_type": self.options.device_type,
         }
 
     def extra_metrics(self) -> dict[str, Any]:
         arch = self.architecture()
         within = all(v["child"] <= v["limit"] for v in arch["budgets"].values())
-        final = torch.tensor(self.alpha_history[-1])
+        search = self._search
+        final = torch.tensor(search.alpha_history[-1])
         return {
             "search_rounds": self.search_rounds,
-            "search_train_loss": self.search_losses[-1],
+            "search_train_loss": search.search_losses[-1],
             **alpha_summary(final),
             "alpha_top_prob_per_layer": final.max(dim=1).values.tolist(),
             "search_warnings": search_warnings(
-                self.search_losses[-1], self.setup.num_classes, final
+                search.search_losses[-1], self.setup.num_classes, final
             ),
             "child_ops": arch["chosen"],
             "within_budget": within,

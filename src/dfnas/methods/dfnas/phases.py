@@ -2,7 +2,10 @@
 (DSNAS steps on the supernet, layers fixed as they commit, the child derived at the end)
 and the child (FedAvg on the derived network, its weights inherited). ``Dfnas`` hands
 every hook to the phase the run is in, chosen by round, so neither phase tests the type of
-the network it is given; per-client plans travel in the client's ``StepContext``.
+the network it is given. Each phase owns what it keeps between rounds (the search: its
+fixed layers, its record, the child it derived; checkpointed through ``Dfnas``), reads
+its method's settings and never writes them; what a client's round works out (its
+planned paths, the path of its last step) travels in the client's ``StepContext``.
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dfnas.cost import train_flops
 from dfnas.federated.context import ServerContext, StepContext
-from dfnas.methods.base import FedMethod
+from dfnas.methods.base import supervised_step
 from dfnas.models.shufflenet_blocks import OPS
+from dfnas.search.derive import derive_path
 from dfnas.search.dsnas import budget_gradient, dsnas_step, sample_path, score_gradient
 from dfnas.search.health import alpha_summary
 from dfnas.search.optimizers import SearchOptimizers
@@ -31,18 +36,21 @@ class ChildPhase:
 
     def __init__(self, method: Dfnas) -> None:
         self.m = method
+        self._flops_per_sample: int | None = None  # the child's, the same every step
 
     def make_optimizer(self, model: nn.Module, lr: float, ctx: StepContext) -> Any:
         return self.m.sgd(list(model.named_parameters()), lr)
 
     def train_step(self, model, x, y, optimizer, ctx: StepContext) -> torch.Tensor:
-        return FedMethod.train_step(self.m, model, x, y, optimizer, ctx)
+        return supervised_step(model, x, y, optimizer, self.m.clip)
 
     def end_client(self, model: nn.Module, optimizer: Any, ctx: StepContext) -> None:
         pass
 
-    def step_flops(self, model: nn.Module, batch_size: int) -> int:
-        return FedMethod.step_flops(self.m, model, batch_size)
+    def step_flops(self, model: nn.Module, batch_size: int, ctx: StepContext) -> int:
+        if self._flops_per_sample is None:
+            self._flops_per_sample = train_flops(model, self.m.setup.in_shape)
+        return self._flops_per_sample * batch_size
 
     def payload(self, model: nn.Module) -> dict[str, torch.Tensor]:
         return model.state_dict()
@@ -65,9 +73,47 @@ class SearchPhase:
     weights and alpha from one loss), layers fixed as they commit, and at the end of the
     last search round the child derived, its BN statistics re-estimated by the clients."""
 
+    # what the search keeps between rounds: a checkpoint holds it, so a killed run resumes
+    STATE = (
+        "fixed",
+        "fixed_rows",
+        "fixed_round",
+        "search_losses",
+        "child_path",
+        "repairs",
+        "alpha_history",
+        "expected_macs",
+    )
+
     def __init__(self, method: Dfnas) -> None:
         self.m = method
-        self.last_path: list[int] = []  # the path of this process's last step (its FLOPs)
+        self.fixed: dict[int, int] = {}  # layer -> the op it committed to
+        self.fixed_rows: dict[int, list[float]] = {}  # alpha row at fixing, restored
+        self.fixed_round: dict[int, int] = {}
+        self.alpha_history: list[list[list[float]]] = []  # per search round: layers x ops
+        self.search_losses: list[float] = []  # supernet train loss per search round
+        self.expected_macs: list[float] = []  # under alpha, per search round
+        self.child_path: list[int] | None = None  # derived at the end of the search
+        self.repairs: list[dict] = []  # the budget's changes to the argmax path
+
+    def state_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.STATE}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in self.STATE:
+            setattr(self, name, state[name])
+
+    def searching(self, round_: int) -> bool:
+        """Whether alpha moves in this round (after the warm-up, before the child)."""
+        return self.child_path is None and round_ >= self.m.options.warmup_rounds
+
+    def derive(self, model: ShuffleSupernet) -> tuple[list[int], list[dict]]:
+        """The child path alpha gives now: argmax, fixed layers kept, fitted to budgets."""
+        path, repairs = derive_path(model.alpha, self.m.budgets(model))
+        for i, op in self.fixed.items():  # fixed layers were committed during the search
+            if not any(r["layer"] == i for r in repairs):
+                path[i] = op
+        return path, repairs
 
     def make_optimizer(self, model: ShuffleSupernet, lr: float, ctx: StepContext) -> Any:
         o = self.m.options
@@ -85,11 +131,11 @@ class SearchPhase:
     def train_step(self, model: ShuffleSupernet, x, y, optimizer, ctx: StepContext) -> torch.Tensor:
         m = self.m
         plan = ctx.plan.get("paths")
-        path = plan.pop(0) if plan else sample_path(model.alpha, ctx.generator, m.fixed)
-        self.last_path = path
-        search = m.searching(ctx.round)
+        path = plan.pop(0) if plan else sample_path(model.alpha, ctx.generator, self.fixed)
+        ctx.plan["last_path"] = path  # this step's FLOPs are its path's
+        search = self.searching(ctx.round)
         optimizer.weights.zero_grad(set_to_none=True)
-        layers = [search and i not in m.fixed for i in range(model.num_layers)]
+        layers = [search and i not in self.fixed for i in range(model.num_layers)]
         loss, dl_dz = dsnas_step(model, x, y, path, layers)
         m.clip(model)
         optimizer.weights.step()
@@ -106,7 +152,7 @@ class SearchPhase:
 
     @torch.no_grad()
     def restore_fixed_rows(self, model: ShuffleSupernet) -> None:
-        for i, row in self.m.fixed_rows.items():
+        for i, row in self.fixed_rows.items():
             model.alpha[i] = torch.tensor(row, dtype=model.alpha.dtype)
 
     def end_client(self, model: nn.Module, optimizer: Any, ctx: StepContext) -> None:
@@ -114,12 +160,12 @@ class SearchPhase:
             ctx.store["weights"] = optimizer.weights.state_dict()
             ctx.store["alpha"] = optimizer.alpha.state_dict()
 
-    def step_flops(self, model: ShuffleSupernet, batch_size: int) -> int:
-        return int(self.m.costs(model).train_flops(self.last_path) * batch_size)
+    def step_flops(self, model: ShuffleSupernet, batch_size: int, ctx: StepContext) -> int:
+        return int(self.m.costs(model).train_flops(ctx.plan["last_path"]) * batch_size)
 
     def payload(self, model: ShuffleSupernet) -> dict[str, torch.Tensor]:
         state = model.state_dict()
-        fixed = self.m.fixed
+        fixed = self.fixed
         if not fixed:
             return state
         # a fixed layer's other ops are pruned: they no longer travel
@@ -134,7 +180,7 @@ class SearchPhase:
         if o.communication != "paths":
             return self.payload(model)
         n = ctx.steps if o.client_paths is None else o.client_paths
-        draws = [sample_path(model.alpha, ctx.generator, self.m.fixed) for _ in range(max(n, 1))]
+        draws = [sample_path(model.alpha, ctx.generator, self.fixed) for _ in range(max(n, 1))]
         plan = [draws[s % len(draws)] for s in range(ctx.steps)]
         ops = [{path[i] for path in plan} for i in range(model.num_layers)]
         ctx.plan["paths"], ctx.plan["received"] = plan, ops
@@ -149,23 +195,23 @@ class SearchPhase:
         m = self.m
         self.restore_fixed_rows(model)
         probs = F.softmax(model.alpha.detach().double().cpu(), dim=-1)
-        m.alpha_history.append(probs.tolist())
-        m.search_losses.append(server.row["train_loss"])
+        self.alpha_history.append(probs.tolist())
+        self.search_losses.append(server.row["train_loss"])
         server.row |= alpha_summary(probs)
         table = m.costs(model)
-        m.expected_macs.append(float(table.fixed_macs + (probs * table.op_macs).sum()))
+        self.expected_macs.append(float(table.fixed_macs + (probs * table.op_macs).sum()))
         threshold = m.options.fix_threshold
-        if m.searching(round_) and threshold is not None:
+        if self.searching(round_) and threshold is not None:
             top2 = probs.topk(2, dim=1).values
             for i in range(model.num_layers):
-                if i not in m.fixed and top2[i, 0] - top2[i, 1] > threshold:
-                    m.fixed[i] = int(probs[i].argmax())
-                    m.fixed_rows[i] = model.alpha.detach()[i].tolist()
-                    m.fixed_round[i] = round_
+                if i not in self.fixed and top2[i, 0] - top2[i, 1] > threshold:
+                    self.fixed[i] = int(probs[i].argmax())
+                    self.fixed_rows[i] = model.alpha.detach()[i].tolist()
+                    self.fixed_round[i] = round_
         if round_ < m.search_rounds - 1:
             return model
-        path, m.repairs = m.derive(model)
-        m.child_path = path
+        path, self.repairs = self.derive(model)
+        self.child_path = path
         child = model.child(path)
         server.recalibrate_bn(child, m.setup.in_shape, m.options.bn_batches)
         return child
@@ -174,6 +220,6 @@ class SearchPhase:
         # the supernet's running statistics mix every path's activations: read the child
         # the search would derive now, with statistics of its own (not counted as cost)
         m = self.m
-        child = model.child(m.derive(model)[0])
+        child = model.child(self.derive(model)[0])
         server.recalibrate_bn(child, m.setup.in_shape, m.options.bn_batches, account=False)
         return child
