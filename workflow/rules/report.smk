@@ -76,26 +76,15 @@ rule figures:
         metrics=run_targets(),
         table=rules.collect.output.csv,
     output:
-        curves=report(
-            "results/{experiment}/figures/accuracy_per_round.png",
-            caption="../report/accuracy_per_round.rst",
-            category="Figures",
-        ),
-        efficiency=report(
-            "results/{experiment}/figures/accuracy_vs_compute.png",
-            caption="../report/accuracy_vs_compute.rst",
-            category="Figures",
-        ),
-        resources=report(
-            "results/{experiment}/figures/resources.png",
-            caption="../report/resources.rst",
-            category="Figures",
-        ),
-        personalized=report(
-            "results/{experiment}/figures/personalized.png",
-            caption="../report/personalized.rst",
-            category="Figures",
-        ),
+        # every comparison figure dfnas.report.FIGURES names, its caption named after it
+        **{
+            figure: report(
+                f"results/{{experiment}}/figures/{figure}.png",
+                caption=f"../report/{figure}.rst",
+                category="Figures",
+            )
+            for figure in FIGURES
+        },
         pdfs=expand("results/{{experiment}}/figures/{figure}.pdf", figure=FIGURES),
     log:
         "results/{experiment}/logs/figures/figures.log",

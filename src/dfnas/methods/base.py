@@ -6,7 +6,8 @@ and how replies are combined. FedAvg is this base class unchanged. What a method
 the workflow (options, stages, files, figures) is declared apart, where it registers
 (``methods.spec.MethodSpec``), and read without building it.
 
-The hooks a method may override, in the order the loop calls them (13)::
+The hooks a method may override, in the order of a round (13; the loop makes the round's
+``aggregator()`` once the clients have downloaded, and adds each reply as it arrives)::
 
     build_model()                      the server's current network
     local_work(round)                  learning rate, batch, local epochs / steps, and the
