@@ -45,6 +45,7 @@ verdict-seeds: setup
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks scripts
 	$(VENV)/bin/snakemake --lint
+	$(VENV)/bin/snakefmt --check Snakefile workflow/
 
 test: lint
 	PYTHON=$(PY) bash tests/slurm/run.sh

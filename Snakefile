@@ -33,7 +33,9 @@ include: "workflow/rules/report.smk"
 # writes the result contract under
 # results/<experiment>/runs/<dataset>/<partition>/<name>/seed<k>/ and the name goes into
 # the config's external_runs (see README, "Add a baseline").
-for _baseline in sorted(glob.glob(os.path.join(workflow.basedir, "workflow/rules/baselines/*.smk"))):
+for _baseline in sorted(
+    glob.glob(os.path.join(workflow.basedir, "workflow/rules/baselines/*.smk"))
+):
 
     include: _baseline
 
@@ -42,6 +44,6 @@ check_external_runs()
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True

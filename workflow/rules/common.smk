@@ -280,8 +280,6 @@ def export_targets():
     ]
 
 
-
-
 def run_figures():
     """The per-run figures methods declare (DFNAS: its architecture), for every run."""
     return [

@@ -8,16 +8,16 @@ rule dataset:
     output:
         data="results/datasets/{dkey}/data.npz",
         info="results/datasets/{dkey}/info.json",
-    params:
-        name=dataset_name,
-        options=dataset_options,
-        data_root=config["data_root"],
     log:
         "results/datasets/{dkey}/dataset.log",
     benchmark:
         "results/datasets/{dkey}/benchmark.tsv"
     conda:
         "../../envs/dfnas.yaml"
+    params:
+        name=dataset_name,
+        options=dataset_options,
+        data_root=config["data_root"],
     shell:
         "python -m dfnas dataset --name {params.name} --options {params.options:q}"
         " --data-root {params.data_root:q} --out results/datasets/{wildcards.dkey}"
@@ -38,14 +38,14 @@ rule partition:
             labels={"dataset": "{dkey}", "partition": "{pkey}"},
         ),
         checksum="results/partitions/{dkey}/{pkey}/checksum.sha256",
-    params:
-        spec=partition_spec,
     log:
         "results/partitions/{dkey}/{pkey}/partition.log",
     benchmark:
         "results/partitions/{dkey}/{pkey}/benchmark.tsv"
     conda:
         "../../envs/dfnas.yaml"
+    params:
+        spec=partition_spec,
     shell:
         "python -m dfnas partition --data {input.data} --spec {params.spec:q}"
         " --out results/partitions/{wildcards.dkey}/{wildcards.pkey}"

@@ -4,26 +4,26 @@
 
 
 rule export:
-    wildcard_constraints:
-        run=alternatives(EXPORTED),
     input:
         metrics=f"{RUN_DIR}/metrics.json",
         data=dataset_npz,
     output:
         onnx=f"{RUN_DIR}/export/model.onnx",
         report=f"{RUN_DIR}/export/export.json",
-    params:
-        run_dir=lambda w, input: os.path.dirname(input.metrics),
-    threads: config["threads_per_run"]
-    resources:
-        mem_mb=job_mem_mb,
-        runtime=15,
     log:
         "results/{experiment}/logs/{dataset}/{partition}/{run}/seed{seed}.export.log",
     benchmark:
         "results/{experiment}/benchmarks/{dataset}/{partition}/{run}/seed{seed}.export.tsv"
+    wildcard_constraints:
+        run=alternatives(EXPORTED),
     conda:
         "../../envs/dfnas.yaml"
+    threads: config["threads_per_run"]
+    resources:
+        mem_mb=job_mem_mb,
+        runtime=15,
+    params:
+        run_dir=lambda w, input: os.path.dirname(input.metrics),
     shell:
         "python -m dfnas export --run-dir {params.run_dir} --data {input.data}"
         " --threads {threads} --out {output.report} > {log} 2>&1"

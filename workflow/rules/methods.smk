@@ -11,18 +11,34 @@ for _method, _declared in DECLARED.items():
         rule:
             name:
                 f"{_method}_{_stage.name}"
-            # a multi-stage method is the longest chain of the DAG: start it first, so no
-            # core idles at the end waiting on it
-            priority: 10 * (len(_stages) - 1)
-            wildcard_constraints:
-                run=alternatives(RUNS_OF[_method]),
             input:
+                **prior_inputs(_stages, _index),
                 data=dataset_npz,
                 partition=partition_json,
                 latency=latency_table,
-                **prior_inputs(_stages, _index),
             output:
-                **{file_key(f): f"{stage_dir(_stages, _index)}/{f}" for f in stage_files(_declared, _index)},
+                **{
+                    file_key(f): f"{stage_dir(_stages, _index)}/{f}"
+                    for f in stage_files(_declared, _index)
+                },
+            log:
+                f"results/{{experiment}}/logs/{{dataset}}/{{partition}}/{{run}}/seed{{seed}}.{_stage.name}.log",
+            benchmark:
+                f"results/{{experiment}}/benchmarks/{{dataset}}/{{partition}}/{{run}}/seed{{seed}}.{_stage.name}.tsv"
+            wildcard_constraints:
+                run=alternatives(RUNS_OF[_method]),
+            # a multi-stage method is the longest chain of the DAG: start it first, so no
+            # core idles at the end waiting on it
+            priority: 10 * (len(_stages) - 1)
+            conda:
+                "../../envs/dfnas.yaml"
+            threads: config["threads_per_run"]
+            resources:
+                mem_mb=job_mem_mb,
+                runtime=stage_runtime(_stages, _index),
+                gpu=GPU,
+                # how a job runs, like its threads: a resource, so changing it reruns nothing
+                client_workers=config["client_workers"],
             params:
                 spec=stage_params(_stages, _index),
                 stage=_stage.name,
@@ -34,19 +50,6 @@ for _method, _declared in DECLARED.items():
                 device=config["device"],
                 inputs=input_files_arg,
                 out=lambda w, output: os.path.dirname(output.metrics_json),
-            threads: config["threads_per_run"]
-            resources:
-                mem_mb=job_mem_mb,
-                runtime=stage_runtime(_stages, _index),
-                gpu=GPU,
-                # how a job runs, like its threads: a resource, so changing it reruns nothing
-                client_workers=config["client_workers"],
-            log:
-                f"results/{{experiment}}/logs/{{dataset}}/{{partition}}/{{run}}/seed{{seed}}.{_stage.name}.log",
-            benchmark:
-                f"results/{{experiment}}/benchmarks/{{dataset}}/{{partition}}/{{run}}/seed{{seed}}.{_stage.name}.tsv"
-            conda:
-                "../../envs/dfnas.yaml"
             shell:
                 "python -m dfnas run --name {wildcards.run} --stage {params.stage} {params.prior}"
                 " --spec {params.spec:q} --data {input.data} --partition {input.partition}"
@@ -63,21 +66,21 @@ rule latency_table:
         data=dataset_npz,
     output:
         "results/{experiment}/latency/{dataset}/{space}.json",
-    params:
-        method=space_method,
-        model_args=space_args,
-        device=config["device"],
-    threads: config["threads_per_run"]
-    resources:
-        mem_mb=job_mem_mb,
-        runtime=15,
-        gpu=GPU,
     log:
         "results/{experiment}/logs/latency/{dataset}/{space}.log",
     benchmark:
         "results/{experiment}/benchmarks/latency/{dataset}/{space}.tsv"
     conda:
         "../../envs/dfnas.yaml"
+    threads: config["threads_per_run"]
+    resources:
+        mem_mb=job_mem_mb,
+        runtime=15,
+        gpu=GPU,
+    params:
+        method=space_method,
+        model_args=space_args,
+        device=config["device"],
     shell:
         "python -m dfnas latency --method {params.method} --data {input.data}"
         " --model-args {params.model_args:q}"

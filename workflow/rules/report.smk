@@ -5,7 +5,6 @@
 
 
 rule collect:
-    localrule: True
     input:
         metrics=run_targets(),
         exports=export_targets(),
@@ -17,20 +16,25 @@ rule collect:
         ),
         md="results/{experiment}/tables/comparison.md",
         tex="results/{experiment}/tables/comparison.tex",
+    log:
+        "results/{experiment}/logs/tables/collect.log",
+    benchmark:
+        "results/{experiment}/benchmarks/tables/collect.tsv"
+    localrule: True
+    conda:
+        "../../envs/dfnas.yaml"
     params:
         # a run's name, checked at start; a list, so :q quotes each word (or writes nothing)
         reference=["--reference", config["reference"]] if config["reference"] else [],
         arch_groups=json.dumps(config["arch_groups"], sort_keys=True),
         target=lambda w: (
             f"--target-fraction {config['target_fraction']}"
-            + (f" --target-accuracy {config['target_accuracy']}" if config["target_accuracy"] else "")
+            + (
+                f" --target-accuracy {config['target_accuracy']}"
+                if config["target_accuracy"]
+                else ""
+            )
         ),
-    log:
-        "results/{experiment}/logs/tables/collect.log",
-    benchmark:
-        "results/{experiment}/benchmarks/tables/collect.tsv"
-    conda:
-        "../../envs/dfnas.yaml"
     shell:
         "python -m dfnas collect {input.metrics} {params.reference:q} {params.target}"
         " --arch-groups {params.arch_groups:q}"
@@ -38,7 +42,6 @@ rule collect:
 
 
 rule verdict:
-    localrule: True
     input:
         run_targets(),
     output:
@@ -54,16 +57,17 @@ rule verdict:
             category="Figures",
         ),
         pdf="results/{experiment}/figures/verdict.pdf",
-    params:
-        spec=json.dumps(config["verdict"] or {}, sort_keys=True),
-        arch_groups=json.dumps(config["arch_groups"], sort_keys=True),
-        stem=lambda w, output: output.png.removesuffix(".png"),
     log:
         "results/{experiment}/logs/tables/verdict.log",
     benchmark:
         "results/{experiment}/benchmarks/tables/verdict.tsv"
+    localrule: True
     conda:
         "../../envs/dfnas.yaml"
+    params:
+        spec=json.dumps(config["verdict"] or {}, sort_keys=True),
+        arch_groups=json.dumps(config["arch_groups"], sort_keys=True),
+        stem=lambda w, output: output.png.removesuffix(".png"),
     shell:
         "python -m dfnas verdict {input} --spec {params.spec:q}"
         " --arch-groups {params.arch_groups:q} --csv {output.csv} --md {output.md}"
@@ -71,7 +75,6 @@ rule verdict:
 
 
 rule figures:
-    localrule: True
     input:
         metrics=run_targets(),
         table=rules.collect.output.csv,
@@ -90,6 +93,7 @@ rule figures:
         "results/{experiment}/logs/figures/figures.log",
     benchmark:
         "results/{experiment}/benchmarks/figures/figures.tsv"
+    localrule: True
     conda:
         "../../envs/dfnas.yaml"
     shell:
@@ -106,9 +110,6 @@ for _method, _declared in DECLARED.items():
         rule:
             name:
                 f"{_method}_{_figure.name}_figure"
-            localrule: True
-            wildcard_constraints:
-                run=alternatives(RUNS_OF[_method]),
             input:
                 metrics=f"{RUN_DIR}/metrics.json",
             output:
@@ -116,9 +117,22 @@ for _method, _declared in DECLARED.items():
                     f"results/{{experiment}}/figures/{_figure.name}/{{dataset}}/{{partition}}/{{run}}/seed{{seed}}.png",
                     caption=f"../report/{_figure.caption}",
                     category=f"{_method}: {_figure.name}",
-                    labels={"setting": "{dataset} / {partition}", "run": "{run}", "seed": "{seed}"},
+                    labels={
+                        "setting": "{dataset} / {partition}",
+                        "run": "{run}",
+                        "seed": "{seed}",
+                    },
                 ),
                 pdf=f"results/{{experiment}}/figures/{_figure.name}/{{dataset}}/{{partition}}/{{run}}/seed{{seed}}.pdf",
+            log:
+                f"results/{{experiment}}/logs/figures/{_figure.name}/{{dataset}}/{{partition}}/{{run}}/seed{{seed}}.log",
+            benchmark:
+                f"results/{{experiment}}/benchmarks/figures/{_figure.name}/{{dataset}}/{{partition}}/{{run}}/seed{{seed}}.tsv"
+            wildcard_constraints:
+                run=alternatives(RUNS_OF[_method]),
+            localrule: True
+            conda:
+                "../../envs/dfnas.yaml"
             params:
                 method=_method,
                 figure=_figure.name,
@@ -126,12 +140,6 @@ for _method, _declared in DECLARED.items():
                     os.path.dirname(input.metrics), _source
                 ),
                 stem=lambda w, output: output.png.removesuffix(".png"),
-            log:
-                f"results/{{experiment}}/logs/figures/{_figure.name}/{{dataset}}/{{partition}}/{{run}}/seed{{seed}}.log",
-            benchmark:
-                f"results/{{experiment}}/benchmarks/figures/{_figure.name}/{{dataset}}/{{partition}}/{{run}}/seed{{seed}}.tsv"
-            conda:
-                "../../envs/dfnas.yaml"
             shell:
                 "python -m dfnas run-figure --method {params.method} --figure {params.figure}"
                 " --source {params.source} --out {params.stem} > {log} 2>&1"
