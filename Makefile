@@ -2,7 +2,8 @@
 #   make run    install into .venv and run the default pipeline (digits, no download)
 #   make test   install into .venv and run the linters, the test suite and the live-SLURM
 #               test (what CI runs; the SLURM part says SKIP where it cannot start SLURM)
-#   make test-slurm  the pipeline on a live single-node SLURM alone (tests/slurm/run.sh)
+#   make test-slurm  the pipeline on a live single-node SLURM alone (tests/slurm/run.sh), and
+#               a training job cancelled and one killed there, retried and resumed (fault.sh)
 #   make verdict-seeds CONFIG=config/verdict/cifar10_16.yaml SEEDS="5 6"
 #               run a verdict seed by seed, archiving each seed as it ends, then its tables
 #               from the archive (docs/verdict.md, "The archive")
@@ -49,10 +50,12 @@ lint: setup
 
 test: lint
 	PYTHON=$(PY) bash tests/slurm/run.sh
+	PYTHON=$(PY) bash tests/slurm/fault.sh
 	$(VENV)/bin/pytest -q
 
 test-slurm: setup
 	PYTHON=$(PY) bash tests/slurm/run.sh
+	PYTHON=$(PY) bash tests/slurm/fault.sh
 
 clean:
 	rm -rf results logs .snakemake report.html
