@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -193,3 +194,83 @@ def test_flower_runs_match_the_in_process_loop(federation):
         for f in ("history.csv", "model.pt", "model.json", "config.json", "flower.json"):
             assert (out / f).exists(), f
         _check_same_run(root / f"{name}_loop", out, name, spec["training"]["rounds"])
+
+
+def _flwr(args: list[str], env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "flwr"), *args], env=env, capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+
+
+def _wait_finished(run_id: str, env: dict, limit_s: float = 120) -> str:
+    """The run's status once Flower says it finished (finished:completed, :failed, ...)."""
+    deadline = time.time() + limit_s
+    status = ""
+    while time.time() < deadline:
+        listed = _flwr(["ls", "local", "--run-id", run_id, "--format", "json"], env).stdout
+        status = " ".join(str(r.get("status", "")) for r in json.loads(listed).get("runs", []))
+        if status.startswith("finished"):
+            return status
+        time.sleep(1)
+    raise AssertionError(f"run {run_id} did not finish in {limit_s} s: {status}")
+
+
+@pytest.mark.slow
+def test_a_lost_supernode_stops_the_run_and_a_rerun_resumes_it(federation):
+    """A SuperNode killed mid-run is a fault, not a dropout: the config's dropouts are
+    drawn from the seed, so a real loss cannot be one of them without making the run
+    depend on timing. The round waits ``round_timeout`` and the run stops naming the
+    round and client, keeping the checkpoints of the rounds before; once the node is
+    back, the same ``flwr run`` resumes after the last checkpointed round and ends bit
+    for bit where the uninterrupted in-process run ends. (Last in this file: it replaces
+    one of the module's SuperNodes.)"""
+    root, env, procs = federation["root"], federation["env"], federation["procs"]
+    data, part = root / "data.npz", root / "part" / "partition.json"
+    spec = {**SPECS["fedavg"], "training": {**SPECS["fedavg"]["training"], "rounds": 6}}
+    name, out = "lost", root / "lost_flower"
+    argv = ["flower-prepare", "--spec", json.dumps(spec), "--name", name, "--data",
+            str(data), "--partition", str(part), "--seed", "1", "--threads", "1",
+            "--out", str(out), "--shards", str(root / "shards")]  # fmt: skip
+    assert dfnas_main(argv) == 0
+    run_config = root / "shards" / f"{name}.run_config.toml"
+    # long enough for a ClientApp process to start on a busy machine (import torch, read
+    # its shard), short enough to wait out once the node is gone
+    run_config.write_text(run_config.read_text() + "round_timeout = 30\n")
+    submit = [str(BIN / "flwr"), "run", str(REPO / "flower"), "local", "--run-config",
+              str(run_config)]  # fmt: skip
+    first = subprocess.run(submit, env=env, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    run_id = re.search(r"run (\d+)", first.stdout).group(1)
+    checkpoint = out / "checkpoint.pt"
+    deadline = time.time() + 180
+    while not checkpoint.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    log = _flwr(["log", run_id, "local", "--show"], env).stdout
+    assert checkpoint.exists(), log[-3000:]
+    node = procs[2]  # client 1's SuperNode, with its ClientApps
+    os.killpg(node.pid, signal.SIGKILL)
+    node.wait()
+    # the round waits round_timeout for client 1, then the run stops in one line
+    status = _wait_finished(run_id, env)
+    assert "failed" in status, status
+    log = _flwr(["log", run_id, "local", "--show"], env).stdout
+    stopped = [line for line in log.splitlines() if line.startswith("flower run stopped: ")]
+    assert len(stopped) == 1 and "client 1 did not reply" in stopped[0], log[-3000:]
+    assert checkpoint.exists() and not (out / "metrics.json").exists()
+    # the node comes back under the same partition-id; the same submission resumes
+    procs[2] = _start(node.args, root / "supernode1.log", env)
+    again = subprocess.run(submit, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    ref = root / f"{name}_loop"
+    run_method(spec, data, part, seed=1, out_dir=ref, name=name, device="cpu", threads=1)
+    deadline = time.time() + 300
+    while not (out / "metrics.json").exists() and time.time() < deadline:
+        time.sleep(0.5)
+    assert (out / "metrics.json").exists(), _logs(root)
+    a, b = (torch.load(d / "model.pt", weights_only=True) for d in (ref, out))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    ha, hb = (pd.read_csv(d / "history.csv") for d in (ref, out))
+    cols = [c for c in ha.columns if c not in TIMING]
+    pd.testing.assert_frame_equal(ha[cols], hb[cols])
+    # the second submission ran only the rounds after the checkpoint
+    resumed = len(json.loads((out / "flower.json").read_text())["rounds"])
+    assert 0 < resumed < spec["training"]["rounds"], resumed

@@ -19,6 +19,13 @@ Run config (``flwr run --run-config FILE``; ``dfnas flower-prepare`` writes one)
 ``seed``, ``out``, ``name``, ``threads`` (0: torch's default), ``node_wait`` (seconds to
 wait for every client's SuperNode to connect) and ``round_timeout`` (seconds a round waits
 for its replies before the run stops, naming the first client missing).
+
+A node lost in the middle of a run is a fault, not a dropout: the config's dropouts are
+drawn from the seed, so that a run is the same run wherever it trains, and a real loss
+cannot be one of them without making the result depend on timing. The round waits
+``round_timeout``, the run stops with one line naming the round and the client, and the
+checkpoints of the rounds before stay; the same ``flwr run`` resumes after the last of
+them once the node is back, and ends where an uninterrupted run ends (tests/test_flower.py).
 """
 
 from __future__ import annotations
@@ -48,28 +55,40 @@ class DeploymentError(DfnasError):
 
 def discover(grid: Grid, num_clients: int, wait_s: float, log: Callable = print) -> dict[int, int]:
     """Client number -> node id: waits for ``num_clients`` SuperNodes, then asks each which
-    client's data it holds (its ``partition-id``); every client must be held exactly once."""
+    client's data it holds (its ``partition-id``); every client must be held exactly once,
+    by a node that answers. A node that does not (one lost and not yet forgotten by the
+    SuperLink, whose replacement holds its client) is left out; the question is asked
+    again until every client is held or ``wait_s`` has passed."""
     deadline = time.monotonic() + wait_s
-    while len(nodes := list(grid.get_node_ids())) < num_clients:
+    while True:
+        nodes = list(grid.get_node_ids())
+        # a ClientApp process must start to answer (seconds on a busy machine)
+        owner = _holders(grid, nodes, min(30.0, max(1.0, deadline - time.monotonic())), log)
+        absent = sorted(set(range(num_clients)) - set(owner))
+        if not absent:
+            break
         if time.monotonic() > deadline:
             raise DeploymentError(
-                f"{len(nodes)} of {num_clients} SuperNodes connected after {wait_s:.0f} s"
+                f"no SuperNode holds client {absent[0]} (partition-id) after {wait_s:.0f} s "
+                f"({len(nodes)} connected)"
             )
-        time.sleep(0.5)
+        time.sleep(1.0)
+    log(f"{num_clients} clients on {len(owner)} SuperNodes")
+    return owner
+
+
+def _holders(grid: Grid, nodes: list[int], timeout: float, log: Callable) -> dict[int, int]:
     queries = [Message(RecordDict(), dst_node_id=n, message_type=MessageType.QUERY) for n in nodes]
     owner: dict[int, int] = {}
-    for reply in grid.send_and_receive(queries, timeout=wait_s):
+    for reply in grid.send_and_receive(queries, timeout=timeout):
         node = reply.metadata.src_node_id
         if reply.has_error():
-            raise DeploymentError(f"node {node} did not say its client: {reply.error.reason}")
+            log(f"node {node} did not say its client ({reply.error.reason}): left out")
+            continue
         k = int(reply.content.config_records["node"]["client"])
         if k in owner:
             raise DeploymentError(f"client {k} is held by two nodes ({owner[k]}, {node})")
         owner[k] = node
-    absent = sorted(set(range(num_clients)) - set(owner))
-    if absent:
-        raise DeploymentError(f"no SuperNode holds client {absent[0]} (partition-id)")
-    log(f"{num_clients} clients on {len(nodes)} SuperNodes")
     return owner
 
 
@@ -123,16 +142,28 @@ def main(grid: Grid, context: Context) -> None:
     part = read_partition(str(rc["partition"]))
     nodes = discover(grid, part.num_clients, float(rc.get("node_wait", 120)))
     runner = FlowerClients(grid, nodes, float(rc.get("round_timeout", 3600)))
-    metrics = run_method(
-        json.loads(str(rc["spec"])),
-        data=str(rc["data"]),
-        partition=str(rc["partition"]),
-        seed=int(rc["seed"]),
-        out_dir=str(rc["out"]),
-        name=str(rc.get("name") or "") or None,
-        threads=int(rc.get("threads", 0)) or None,
-        clients=runner,
-    )
+    try:
+        metrics = run_method(
+            json.loads(str(rc["spec"])),
+            data=str(rc["data"]),
+            partition=str(rc["partition"]),
+            seed=int(rc["seed"]),
+            out_dir=str(rc["out"]),
+            name=str(rc.get("name") or "") or None,
+            threads=int(rc.get("threads", 0)) or None,
+            clients=runner,
+        )
+    except DeploymentError as exc:
+        # a lost node is a fault, not one of the config's dropouts (those are drawn from
+        # the seed): the run stops, keeping the checkpoints of the rounds before. The line
+        # says what to do; re-raised, Flower marks the run failed with the message as its
+        # details (``flwr ls``) and logs its own traceback after the line
+        print(
+            f"flower run stopped: {exc}; the rounds before are checkpointed in "
+            f"{rc['out']}: the same flwr run resumes them once every node is back",
+            flush=True,
+        )
+        raise
     write_json(Path(str(rc["out"])) / "flower.json", flower_bytes(runner.rounds))
     print(f"flower run done: test accuracy {metrics['accuracy']:.4f}")
 
