@@ -214,7 +214,8 @@ def write_verdict(tables: list[pd.DataFrame], csv: Path, md: Path) -> None:
         frame[SHOWN].to_csv(tmp, index=False)
     parts = []
     for t in tables:
-        head = f"### {t['dataset'].iloc[0]} / {t['partition'].iloc[0]} ({t.attrs['seeds']} seeds)"
+        n = t.attrs["seeds"]
+        head = f"### {t['dataset'].iloc[0]} / {t['partition'].iloc[0]} ({n} seed{'s' * (n != 1)})"
         parts.append(head + "\n\n" + t[SHOWN[2:]].to_markdown(index=False))
     note = (
         "\n\nAccuracy in % (mean ± std over seeds); paired differences in percentage points "
