@@ -234,7 +234,7 @@ def test_a_lost_supernode_stops_the_run_and_a_rerun_resumes_it(federation):
     run_config = root / "shards" / f"{name}.run_config.toml"
     # long enough for a ClientApp process to start on a busy machine (import torch, read
     # its shard), short enough to wait out once the node is gone
-    run_config.write_text(run_config.read_text() + "round_timeout = 30\n")
+    run_config.write_text(run_config.read_text() + "round_timeout = 20\n")
     submit = [str(BIN / "flwr"), "run", str(REPO / "flower"), "local", "--run-config",
               str(run_config)]  # fmt: skip
     first = subprocess.run(submit, env=env, capture_output=True, text=True, timeout=120)
