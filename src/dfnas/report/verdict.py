@@ -32,6 +32,7 @@ from dfnas.report.verdict_rows import (
     per_seed,
     pm,
     ratio_verdict,
+    structure_row,
 )
 
 # cost claims: label -> (key of a collected run, unit scale, unit)
@@ -78,19 +79,15 @@ def _health_row(block: pd.DataFrame, runs: list[str]) -> dict:
     uniform); without it the accuracy rows compare unsearched draws."""
     rows = block[block["run"].isin(runs)]
     flagged = rows[rows["search_warnings"].fillna("") != ""]
-    return {
-        "claim": "precondition: every search left chance and moved its alpha",
-        "short": "searches healthy",
-        "claimant": f"{len(rows) - len(flagged)} of {len(rows)} searches healthy",
-        "against": "-",
-        "paired difference": "-",
-        "per seed": "; ".join(
+    row = structure_row(
+        "precondition: every search left chance and moved its alpha",
+        f"{len(rows) - len(flagged)} of {len(rows)} searches healthy",
+        HOLDS if flagged.empty else FAILS,
+        per_seed="; ".join(
             f"{r.run} seed {r.seed}: {r.search_warnings}" for r in flagged.itertuples()
         ),
-        "verdict": HOLDS if flagged.empty else FAILS,
-        "kind": "structure",
-        "values": np.array([]),
-    }
+    )
+    return row | {"short": "searches healthy"}
 
 
 def verdict_table(runs: pd.DataFrame, spec: VerdictSpec) -> list[pd.DataFrame]:
@@ -140,16 +137,12 @@ def _retraining_row(block: pd.DataFrame, spec: VerdictSpec, acc: dict[str, pd.Se
     """The claimant's child is deployed as searched: one stage, against the baseline's."""
     stages = int(block[block["run"] == spec.claimant]["stages_count"].max())
     baseline = int(block[block["run"] == spec.baseline]["stages_count"].max())
-    return {
-        "claim": "no retraining: one stage, the child keeps the search's weights",
-        "claimant": f"{stages} stage(s); {pm(acc[spec.claimant].to_numpy())} %",
-        "against": f"{spec.baseline}: {baseline} stage(s)",
-        "paired difference": "-",
-        "per seed": "",
-        "verdict": HOLDS if stages == 1 else FAILS,
-        "kind": "structure",
-        "values": np.array([]),
-    }
+    return structure_row(
+        "no retraining: one stage, the child keeps the search's weights",
+        f"{stages} stage(s); {pm(acc[spec.claimant].to_numpy())} %",
+        HOLDS if stages == 1 else FAILS,
+        against=f"{spec.baseline}: {baseline} stage(s)",
+    )
 
 
 def _space_rows(block: pd.DataFrame, spec: VerdictSpec, acc: dict[str, pd.Series]) -> list[dict]:

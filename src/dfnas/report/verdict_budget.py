@@ -12,10 +12,16 @@ honour. Without a budget there is one row, which says so.
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
-from dfnas.report.verdict_rows import FAILS, HOLDS, UNCLEAR, VerdictSpec, accuracy_row
+from dfnas.report.verdict_rows import (
+    FAILS,
+    HOLDS,
+    UNCLEAR,
+    VerdictSpec,
+    accuracy_row,
+    structure_row,
+)
 
 NOT_TESTED = "not tested here"
 
@@ -23,7 +29,7 @@ NOT_TESTED = "not tested here"
 def budget_rows(block: pd.DataFrame, spec: VerdictSpec, acc: dict[str, pd.Series]) -> list[dict]:
     """The rows above for one dataset x partition (``block``: report.collect's runs)."""
     rows = [_honoured_row(block, spec)]
-    limits = _column(block[block["run"] == spec.claimant], "budget_macs").dropna()
+    limits = block.loc[block["run"] == spec.claimant, "budget_macs"].dropna()
     if limits.empty:
         return rows
     limit = float(limits.max())
@@ -45,26 +51,13 @@ def budget_rows(block: pd.DataFrame, spec: VerdictSpec, acc: dict[str, pd.Series
     return rows
 
 
-def _column(rows: pd.DataFrame, key: str) -> pd.Series:
-    return rows[key] if key in rows else pd.Series(np.nan, index=rows.index)
-
-
 def _mmacs(values: pd.Series) -> str:
     lo, hi = values.min() / 1e6, values.max() / 1e6
     return f"{lo:.3f} M" if lo == hi else f"{lo:.3f}-{hi:.3f} M"
 
 
-def _row(claim: str, claimant: str, against: str, per_seed: str, verdict: str) -> dict:
-    return {
-        "claim": claim,
-        "claimant": claimant,
-        "against": against,
-        "paired difference": "-",
-        "per seed": per_seed,
-        "verdict": verdict,
-        "kind": "structure",
-        "values": np.array([]),
-    }
+def _budget(limit: float) -> str:
+    return f"budget {limit / 1e6:.3f} M MACs"
 
 
 def _honoured_row(block: pd.DataFrame, spec: VerdictSpec) -> dict:
@@ -72,15 +65,16 @@ def _honoured_row(block: pd.DataFrame, spec: VerdictSpec) -> dict:
     method = block[block["run"] == spec.claimant]["method"].iloc[0]
     budgeted = block[(block["method"] == method) & block["within_budget"].notna()]
     if budgeted.empty:
-        return _row("device budget honoured", "no budget set in this config", "-", "", NOT_TESTED)
+        return structure_row("device budget honoured", "no budget set in this config", NOT_TESTED)
     within = budgeted["within_budget"].astype(bool)
-    limits = _column(budgeted, "budget_macs").dropna()
+    limits = budgeted["budget_macs"].dropna()
     claimant = f"{int(within.sum())} of {len(within)} budgeted runs x seeds within"
     if not limits.empty:
         claimant += f"; child {_mmacs(budgeted['macs'])} MACs"
     against = f"budget {_mmacs(limits)} MACs" if not limits.empty else "-"
     over = "; ".join(f"{r.run} seed {r.seed}" for r in budgeted[~within].itertuples())
-    return _row("device budget honoured", claimant, against, over, HOLDS if within.all() else FAILS)
+    verdict = HOLDS if within.all() else FAILS
+    return structure_row("device budget honoured", claimant, verdict, against, over)
 
 
 def _controls_row(block: pd.DataFrame, spec: VerdictSpec, limit: float) -> dict:
@@ -89,7 +83,7 @@ def _controls_row(block: pd.DataFrame, spec: VerdictSpec, limit: float) -> dict:
     rows = block[block["run"].isin(names)]
     claim = "the fixed and random networks compared meet the same budget"
     if rows.empty:
-        return _row(claim, "no fixed or random networks in this config", "-", "", NOT_TESTED)
+        return structure_row(claim, "no fixed or random networks in this config", NOT_TESTED)
     parts = []
     if spec.fixed and spec.fixed in set(rows["run"]):
         parts.append(f"{spec.fixed}: {_mmacs(rows[rows['run'] == spec.fixed]['macs'])}")
@@ -97,12 +91,12 @@ def _controls_row(block: pd.DataFrame, spec: VerdictSpec, limit: float) -> dict:
     if not randoms.empty:
         parts.append(f"{randoms['run'].nunique()} random: {_mmacs(randoms['macs'])}")
     over = rows[rows["macs"] > limit]
-    return _row(
+    return structure_row(
         claim,
         "; ".join(parts) + " MACs",
-        f"budget {limit / 1e6:.3f} M MACs",
-        ", ".join(sorted(set(over["run"]))) + (" over it" if len(over) else ""),
         FAILS if len(over) else HOLDS,
+        _budget(limit),
+        ", ".join(sorted(set(over["run"]))) + (" over it" if len(over) else ""),
     )
 
 
@@ -112,23 +106,23 @@ def _binds_row(block: pd.DataFrame, unconstrained: str, limit: float) -> dict:
     rows = block[block["run"] == unconstrained].sort_values("seed")
     over = rows["macs"] > limit
     verdict = HOLDS if over.all() else (FAILS if not over.any() else UNCLEAR)
-    return _row(
+    return structure_row(
         f"the budget binds: {unconstrained}'s child is over it",
         f"{unconstrained}: {_mmacs(rows['macs'])} MACs, over the budget on "
         f"{int(over.sum())} of {len(rows)} seeds",
-        f"budget {limit / 1e6:.3f} M MACs",
-        ", ".join(f"{m / 1e6:.3f}" for m in rows["macs"]),
         verdict,
+        _budget(limit),
+        ", ".join(f"{m / 1e6:.3f}" for m in rows["macs"]),
     )
 
 
 def _baseline_row(block: pd.DataFrame, baseline: str, limit: float) -> dict:
     rows = block[block["run"] == baseline].sort_values("seed")
     over = int((rows["macs"] > limit).sum())
-    return _row(
+    return structure_row(
         f"{baseline}'s network beside the budget (it has no budget mechanism)",
         f"{baseline}: {_mmacs(rows['macs'])} MACs, over the budget on {over} of {len(rows)} seeds",
-        f"budget {limit / 1e6:.3f} M MACs",
-        ", ".join(f"{m / 1e6:.3f}" for m in rows["macs"]),
         "no budget to honour",
+        _budget(limit),
+        ", ".join(f"{m / 1e6:.3f}" for m in rows["macs"]),
     )

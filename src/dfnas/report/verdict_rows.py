@@ -128,3 +128,20 @@ def _to_decide(d: np.ndarray) -> str:
         return "more than one seed to say"
     n = seeds_to_decide(d)
     return f"about {n} ({POWER:.0%} power)" if n else f"more than {MOST_SEEDS}"
+
+
+def structure_row(
+    claim: str, claimant: str, verdict: str, against: str = "-", per_seed: str = ""
+) -> dict:
+    """A row read from what the runs are (stages, health, budgets), with no per-seed
+    difference or ratio to draw."""
+    return {
+        "claim": claim,
+        "claimant": claimant,
+        "against": against,
+        "paired difference": "-",
+        "per seed": per_seed,
+        "verdict": verdict,
+        "kind": "structure",
+        "values": np.array([]),
+    }
