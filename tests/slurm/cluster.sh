@@ -4,8 +4,12 @@
 # Installs the Debian packages if missing (root), starts munged, slurmctld and slurmd with
 # a minimal config in $TMP, and waits for the node. Where the daemons cannot be had (not
 # root, no packages, no node coming up) it calls the sourcing script's `skip`, which prints
-# a line starting "SKIP:" and exits 0. Needs REPO and PY set; sets TMP, PIDS, SLURM_CONF
-# and the `stop` trap.
+# a line starting "SKIP:" and exits 0. Sourced from the repository's root; sets REPO, PY
+# (the python that runs Snakemake: $PYTHON, or the venv's), TMP, PIDS, SLURM_CONF and the
+# `stop` trap.
+REPO=$PWD
+PY=${PYTHON:-$REPO/.venv/bin/python}
+PY=$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")  # absolute, the venv's link kept
 [ "$(id -u)" = 0 ] || skip "needs root to install and start SLURM"
 if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
     echo "installing slurmctld slurmd slurm-client munge (Debian packages)"

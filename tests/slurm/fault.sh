@@ -12,14 +12,11 @@
 # tensors, history and metrics but the clocks). SKIP where SLURM cannot be had.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-REPO=$PWD
-PY=${PYTHON:-$REPO/.venv/bin/python}
-PY=$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")  # absolute, the venv's link kept
 skip() { echo "SKIP: live-SLURM fault test: $*"; exit 0; }
 fail() { echo "FAIL: $*"; tail -30 "$TMP/snakemake.log"; echo "logs kept in $TMP"; exit 1; }
 
 # shellcheck source=tests/slurm/cluster.sh
-source "$REPO/tests/slurm/cluster.sh"
+source tests/slurm/cluster.sh  # sets REPO and PY too
 
 smk() {  # snakemake in a work folder of its own: smk FOLDER ARGS...
     local dir=$1

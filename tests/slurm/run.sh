@@ -10,13 +10,10 @@
 # a line starting "SKIP:" and exits 0; a failing pipeline exits non-zero.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-REPO=$PWD
-PY=${PYTHON:-$REPO/.venv/bin/python}
-PY=$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")  # absolute, the venv's link kept
 skip() { echo "SKIP: live-SLURM test: $*"; exit 0; }
 
 # shellcheck source=tests/slurm/cluster.sh
-source "$REPO/tests/slurm/cluster.sh"
+source tests/slurm/cluster.sh  # sets REPO and PY too
 
 # the pipeline, in a work folder of its own, every job submitted with sbatch
 WORK=$TMP/work
