@@ -174,23 +174,44 @@ def test_a_key_given_twice_is_refused_at_start(tmp_path):
 
 
 @pytest.mark.slow
-def test_changed_dataset_cache_stops_at_start_and_keeps_the_shared_partition(tmp_path):
-    """A data.npz whose bytes changed would rerun the partition job, which first deletes its
-    own outputs (a cache every experiment shares) and then fails: refused at start."""
-    cfg = {
-        "experiment": "cache",
+def test_a_failing_consumer_and_corrupt_caches_leave_the_next_experiment_its_caches(tmp_path):
+    """One experiment's run fails while training on the shared dataset and partition, then
+    a byte of each cache changes. The next experiment finds both rebuilt at start to the
+    bytes and times its runs read (no dataset or partition job reruns), and finishes."""
+    cnn = {"method": "fedavg", "model": "cnn", "model_args": {"width": 4, "hidden": 16}}
+    first = {
+        "experiment": "first",
         "datasets": {"digits": {}},
-        "partitions": {"iid": {"partitioner": "iid", "num_clients": 5}},
+        "partitions": {"p": {"partitioner": "iid", "num_clients": 3}},
+        "training": {"rounds": 2, "local_steps": 3, "batch_size": 16},
+        "runs": {"diverges": cnn | {"training": {"lr": 1e6}}},
     }
-    conf = _write(tmp_path / "c.yaml", cfg)
-    assert smk(tmp_path, configfile=conf).returncode == 0
-    (data,) = (tmp_path / "results" / "datasets").glob("digits-*/data.npz")
+    failed = smk(tmp_path, "--keep-going", configfile=_write(tmp_path / "a.yaml", first))
+    assert failed.returncode != 0
+    assert "training loss is" in "".join(p.read_text() for p in tmp_path.rglob("diverges/*.log"))
+    shared = [
+        *(tmp_path / "results" / "datasets").glob("digits-*/data.npz"),
+        *(tmp_path / "results" / "partitions").glob("digits-*/p-*/partition.json"),
+    ]
+    assert len(shared) == 2  # the failing consumer deleted neither
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in shared}
+    data, part = shared  # then a fault on disk in each
     blob = bytearray(data.read_bytes())
-    blob[200:260] = bytes(60)
+    blob[len(blob) // 2] ^= 0x01
     data.write_bytes(bytes(blob))
+    assignment = json.loads(part.read_text())
+    assignment["clients"][0]["train"][0] = assignment["clients"][1]["train"][0]
+    part.write_text(json.dumps(assignment, indent=2))
+    assert all(p.read_bytes() != before[p][0] for p in shared)
+    second = first | {"experiment": "second", "runs": {"cnn": cnn}}
+    conf = _write(tmp_path / "b.yaml", second)
+    dry = smk(tmp_path, "-n", configfile=conf)
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    assert dry.stdout.count("rebuilt, the same bytes the runs read") == 2, dry.stdout
+    for path, (blob, mtime) in before.items():  # what the runs read, never dated later
+        assert path.read_bytes() == blob and path.stat().st_mtime_ns <= mtime, path
+    jobs = _jobs(dry.stdout)
+    assert "dataset" not in jobs and "partition" not in jobs, dry.stdout
     res = smk(tmp_path, configfile=conf)
-    assert res.returncode != 0
-    lines = (res.stdout + res.stderr).strip().splitlines()
-    assert lines[-1].startswith("cache error: ") and "delete its folder and rerun" in lines[-1]
-    assert "Traceback" not in res.stderr
-    assert list((tmp_path / "results" / "partitions").glob("digits-*/iid-*/partition.json"))
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert (tmp_path / "results" / "second" / "tables" / "comparison.md").exists()

@@ -4,19 +4,17 @@ code, later parses read its result and import no torch (dfnas.workflow_plan)."""
 from __future__ import annotations
 
 import copy
-import json
 import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import yaml
 
 from conftest import REPO
 from dfnas import workflow_plan
-from dfnas.errors import ConfigError, DatasetError
-from dfnas.workflow_plan import load_plan, verify_caches
+from dfnas.errors import ConfigError
+from dfnas.workflow_plan import load_plan
 
 DEFAULT = REPO / "config" / "config.yaml"
 
@@ -68,7 +66,8 @@ def test_what_the_parse_imports_costs_no_torch():
         "from dfnas.federated.config import TrainConfig\n"
         "from dfnas.methods.stages import CONTRACT_FILES, STAGE_FILES, stage_folder, stage_spec\n"
         "from dfnas.report import FIGURES\n"
-        "from dfnas.workflow_plan import load_plan, verify_caches\n"
+        "from dfnas.workflow_plan import load_plan\n"
+        "from dfnas.caches import DatasetCache, PartitionCache, repair_caches\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
         "from dfnas.methods import METHODS\n"
         "assert 'torch' not in sys.modules, 'the registry imported its methods early'\n"
@@ -77,24 +76,3 @@ def test_what_the_parse_imports_costs_no_torch():
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert res.returncode == 0, res.stderr
-
-
-def test_a_cache_is_hashed_again_only_when_it_changed(tmp_path, monkeypatch):
-    from dfnas.data.base import ImageDataset, file_sha256
-
-    x = np.zeros((4, 1, 2, 2), dtype=np.uint8)
-    y = np.arange(4)
-    path = tmp_path / "data.npz"
-    ImageDataset("t", x, y, x, y, classes=["a", "b", "c", "d"]).save(path)
-    (tmp_path / "info.json").write_text(json.dumps({"sha256": file_sha256(path)}))
-    verify_caches([str(path)], root=tmp_path)
-    calls = []
-    monkeypatch.setattr("dfnas.data.base.verify_cache", lambda p: calls.append(p))
-    verify_caches([str(path)], root=tmp_path)
-    assert calls == []  # same size and time: not hashed again
-    monkeypatch.undo()
-    blob = bytearray(path.read_bytes())
-    blob[-30] ^= 0xFF
-    path.write_bytes(bytes(blob))
-    with pytest.raises(DatasetError, match="contents changed"):
-        verify_caches([str(path)], root=tmp_path)

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from dfnas.errors import DfnasError
+from dfnas.errors import CacheError, DfnasError
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {}
 
@@ -40,16 +40,11 @@ def _json_arg(text: str) -> dict:
 
 @command
 def dataset(args: argparse.Namespace) -> None:
-    """Load a dataset once, verify it, and cache it as data.npz + info.json."""
-    from dfnas.data import load_dataset
-    from dfnas.data.base import file_sha256
-    from dfnas.io import write_json
+    """Load a dataset once, verify it, and cache it as data.npz + info.json (with the
+    digest the workflow checks the cache against: dfnas.caches)."""
+    from dfnas.caches import build_dataset
 
-    ds = load_dataset(args.name, root=args.data_root, **args.options)
-    out = Path(args.out)
-    ds.save(out / "data.npz")
-    # the cache's digest: the workflow refuses a data.npz changed after this (data.base)
-    write_json(out / "info.json", ds.info() | {"sha256": file_sha256(out / "data.npz")})
+    ds = build_dataset(args.name, args.options, args.data_root, Path(args.out))
     print(f"{ds.name}: {len(ds.y_train)} train / {len(ds.y_test)} test, shape {ds.in_shape}")
 
 
@@ -373,6 +368,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         COMMANDS[args.command](args)
     except DfnasError as exc:
+        if isinstance(exc, CacheError):  # the workflow's next start checks it again
+            from dfnas.caches import forget
+
+            forget(exc.path)
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

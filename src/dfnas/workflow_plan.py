@@ -12,10 +12,8 @@ the config files' bytes, and the source of this package (and the names of method
 other packages), so any change to them checks again. Later parses read the JSON and
 import nothing heavy.
 
-Data caches are checked the same way: ``verify_caches`` hashes a cached ``data.npz``
-only when its size or modification time changed since it last verified it. A job that
-loads the file verifies its bytes again before use (``data.base.load_cached``), so a byte
-flipped in place still stops the job that would read it.
+The shared data caches are checked the same way, by size and modification time
+(``dfnas.caches``).
 """
 
 from __future__ import annotations
@@ -145,30 +143,3 @@ def load_plan(config_files: list[str], config: dict[str, Any], root: Path = PLAN
     # what a later parse will read, exactly (tuples as lists, keys as strings): the rules'
     # params must not differ between the parse that built the plan and the next
     return Plan.from_json(json.loads(text))
-
-
-def verify_caches(paths: list[str], root: Path = PLAN_DIR) -> None:
-    """``data.base.verify_cache`` for each path, skipped where the file's size and
-    modification time are those it last verified with (raises ``DatasetError``)."""
-    from dfnas.data.base import verify_cache
-
-    memo_path = root / "verified.json"
-    try:
-        memo = json.loads(memo_path.read_text())
-    except (OSError, ValueError):
-        memo = {}
-    changed = False
-    for name in paths:
-        path = Path(name)
-        if not path.exists():
-            continue
-        stat = path.stat()
-        seen = [stat.st_size, stat.st_mtime_ns]
-        if memo.get(str(path)) == seen:
-            continue
-        verify_cache(path)
-        memo[str(path)], changed = seen, True
-    if changed:
-        memo_path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(memo_path) as tmp:
-            Path(tmp).write_text(json.dumps(memo, sort_keys=True))

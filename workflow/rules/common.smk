@@ -14,14 +14,16 @@ import os
 import re
 import shlex
 import sys
+from pathlib import Path
 
 from snakemake.settings.types import DeploymentMethod
 
+from dfnas.caches import DatasetCache, PartitionCache, repair_caches
 from dfnas.errors import ConfigError, DfnasError
 from dfnas.federated.config import TrainConfig
 from dfnas.methods.stages import CONTRACT_FILES, STAGE_FILES, stage_folder, stage_spec
 from dfnas.report import FIGURES
-from dfnas.workflow_plan import load_plan, verify_caches
+from dfnas.workflow_plan import load_plan
 
 # The full check (the schema shipped in the package, then every run built once) runs on
 # the first parse of a config; later parses, and every cluster job, read its result from
@@ -71,14 +73,31 @@ DATASET_KEYS = {
     d: f"{d}-{digest({k: v for k, v in opts.items() if k != 'download'})}"
     for d, opts in config["datasets"].items()
 }
-# a cache whose bytes changed stops the workflow here: a partition job rerun on it would
-# first delete its own outputs, which every experiment shares
-try:
-    verify_caches([f"results/datasets/{k}/data.npz" for k in DATASET_KEYS.values()])
-except DfnasError as exc:
-    sys.exit(f"cache error: {exc}")
 # what shapes a partition: its whole spec, seed included (its folder sits in the dataset's)
 PARTITION_KEYS = {p: f"{p}-{digest(spec)}" for p, spec in config["partitions"].items()}
+# a shared cache whose bytes changed is rebuilt here, before any job, and only if the
+# rebuild gives back the bytes the runs read (dfnas.caches); else one line and a stop:
+# rerunning its job would first delete outputs that every experiment shares
+try:
+    repair_caches(
+        [
+            DatasetCache(
+                Path(f"results/datasets/{k}"), d, config["datasets"][d], config["data_root"]
+            )
+            for d, k in DATASET_KEYS.items()
+        ],
+        [
+            PartitionCache(
+                Path(f"results/partitions/{dk}/{pk}"),
+                Path(f"results/datasets/{dk}/data.npz"),
+                config["partitions"][p],
+            )
+            for dk in DATASET_KEYS.values()
+            for p, pk in PARTITION_KEYS.items()
+        ],
+    )
+except DfnasError as exc:
+    sys.exit(f"cache error: {exc}")
 
 
 wildcard_constraints:

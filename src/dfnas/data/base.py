@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dfnas.errors import DatasetError
+from dfnas.errors import CacheError, DatasetError
 from dfnas.io import atomic_path, read_json
 
 
@@ -102,14 +102,14 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-REBUILD = "delete its folder and rerun to rebuild it"
+REBUILD = "rerun the workflow, which rebuilds it at start (or delete its folder)"
 
 
 def verify_cache(path: str | Path) -> None:
     """Refuse a ``data.npz`` whose bytes differ from those the dataset stage wrote (its
-    SHA-256 is in ``info.json`` beside it). The workflow calls this at start, before any
-    job: a partition job rerun on a changed cache would first delete its own, shared,
-    outputs. Caches written before the digest was recorded are not checked."""
+    SHA-256 is in ``info.json`` beside it), before any array of it is used: the workflow
+    rebuilds such a cache at start (``dfnas.caches``). Caches written before the digest
+    was recorded are not checked."""
     path = Path(path)
     info = path.with_name("info.json")
     if not path.exists() or not info.exists():
@@ -117,11 +117,12 @@ def verify_cache(path: str | Path) -> None:
     try:
         expected = read_json(info).get("sha256")
     except ValueError:
-        raise DatasetError(f"{info}: not readable JSON; {REBUILD}") from None
+        raise CacheError(path, f"its record {info.name} is not readable JSON; {REBUILD}") from None
     if expected is not None and file_sha256(path) != expected:
-        raise DatasetError(
-            f"{path}: contents changed since the dataset stage wrote it (SHA-256 differs from "
-            f"info.json); {REBUILD}"
+        raise CacheError(
+            path,
+            "contents changed since the dataset stage wrote it (SHA-256 differs from "
+            f"info.json); {REBUILD}",
         )
 
 
@@ -142,7 +143,7 @@ def load_cached(path: str | Path) -> ImageDataset:
                 std=tuple(float(v) for v in z["std"]),
             )
     except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise DatasetError(f"{path}: not a readable dataset cache ({exc}); {REBUILD}") from None
+        raise CacheError(path, f"not a readable dataset cache ({exc}); {REBUILD}") from None
 
 
 def check_arrays(name: str, x: np.ndarray, y: np.ndarray, num_classes: int, split: str) -> None:

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from dfnas.data import ImageDataset
-from dfnas.errors import DfnasError
+from dfnas.data.base import REBUILD
+from dfnas.errors import CacheError
 from dfnas.io import atomic_path, read_json, write_json, write_text
 from dfnas.partition.split import ClientPartition, make_partition
 from dfnas.partition.stats import heterogeneity, label_counts
@@ -63,15 +64,11 @@ def read_partition(path: str | Path) -> ClientPartition:
         blob = read_json(path)
         part = ClientPartition.from_json(blob)
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
-        raise DfnasError(
-            f"{path}: not a readable partition ({type(exc).__name__}: {exc}); delete its "
-            "folder and rerun to rebuild it"
+        raise CacheError(
+            path, f"not a readable partition ({type(exc).__name__}: {exc}); {REBUILD}"
         ) from None
     if part.checksum() != blob.get("checksum"):
-        raise DfnasError(
-            f"{path}: assignment does not match its recorded checksum; delete its folder "
-            "and rerun to rebuild it"
-        )
+        raise CacheError(path, f"assignment does not match its recorded checksum; {REBUILD}")
     return part
 
 
