@@ -29,6 +29,7 @@ import pytest
 import torch
 
 from dfnas.models import MODELS
+from dfnas.search import darts_supernet  # noqa: F401  (registers darts_search)
 
 HERE = Path(__file__).resolve().parent
 SHAPES = {"digits": "1,8,8", "cifar": "3,32,32"}

@@ -1,7 +1,8 @@
 """The engine's shape, checked: the federated engine imports nothing from the methods
 built on it (not even for type hints), every registered method satisfies the engine's
 protocol with at most the 13 hooks ``methods.base`` lists, no module in src/ is over 400
-lines and no function over 80, and the package has no import cycle."""
+lines and no function over 80, the package has no import cycle, and no part of it imports
+a part above it (``LAYERS``), wherever the import stands."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from dfnas.methods.base import FedMethod
 SRC = Path(__file__).resolve().parent.parent / "src" / "dfnas"
 
 
-def _module(path: Path) -> str:
-    rel = path.relative_to(SRC.parent).with_suffix("")
+def _module(path: Path, root: Path = SRC) -> str:
+    rel = path.relative_to(root.parent).with_suffix("")
     parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
     return ".".join(parts)
 
@@ -157,3 +158,58 @@ def test_the_cycle_check_finds_a_cycle_inside_a_function(tmp_path):
     graph = {"x": {"y"}, "y": {"z"}, "z": {"x"}}
     assert import_cycle(graph) == ["x", "y", "z", "x"]
     assert import_cycle({"x": {"y"}, "y": set()}) is None
+
+
+# The package's parts, lowest first: a part imports only parts of lower layers (and its own
+# modules). The engine (federated) knows no model or search; the methods stand on both;
+# a run, the config check and the report read methods; the commands stand on everything.
+LAYERS = [
+    {"errors", "registry", "machine"},
+    {"io"},
+    {"results", "plotting", "data", "cost"},
+    {"partition", "models"},
+    {"search", "federated"},
+    {"methods"},
+    {"config_checks", "run"},
+    {"config"},
+    {"report", "deploy", "caches", "workflow_plan"},
+    {"cli", "__main__"},
+]
+LAYER_OF = {part: i for i, parts in enumerate(LAYERS) for part in parts}
+
+
+def _part(module: str) -> str:
+    """``dfnas.search.darts_supernet`` -> ``search``; the package itself -> ``dfnas``."""
+    return module.split(".")[1] if "." in module else module
+
+
+def upward_imports(files: list[Path], root: Path = SRC) -> list[str]:
+    """``file -> module`` for every import of a part in a higher layer than the file's."""
+    found = []
+    for path in files:
+        me = _module(path, root)
+        for dep in _module_imports(path):
+            them = _part(dep)
+            if them != _part(me) and them in LAYER_OF and LAYER_OF[them] > LAYER_OF[_part(me)]:
+                found.append(f"{me} -> {dep}")
+    return sorted(found)
+
+
+def test_every_part_of_the_package_has_a_layer():
+    parts = {_part(m) for m in MODULES} - {"dfnas"}
+    assert parts == set(LAYER_OF), parts ^ set(LAYER_OF)
+
+
+def test_no_part_imports_a_part_above_it():
+    """Not at top level, not inside a function, not for type hints only."""
+    assert upward_imports(FILES) == []
+
+
+def test_the_layer_check_finds_an_upward_import_inside_a_function(tmp_path):
+    models = tmp_path / "dfnas" / "models"
+    models.mkdir(parents=True)
+    (models / "net.py").write_text(
+        "def build():\n    from dfnas.search.darts_supernet import DartsSearchNet\n"
+    )
+    found = upward_imports([models / "net.py"], root=tmp_path / "dfnas")
+    assert found == ["dfnas.models.net -> dfnas.search.darts_supernet"]

@@ -52,6 +52,7 @@ class Normalized(nn.Module):
 def load_run_model(run_dir: str | Path) -> tuple[nn.Module, dict]:
     """The run's final network in eval mode, and its ``model.json`` spec."""
     from dfnas.models import build_from_spec
+    from dfnas.search import darts_supernet  # noqa: F401  (search networks by name, too)
 
     run_dir = Path(run_dir)
     spec = read_json(run_dir / "model.json")

@@ -52,6 +52,7 @@ from dfnas.federated.aggregation import StreamingMean
 from dfnas.federated.config import LocalWork, TrainConfig
 from dfnas.federated.context import ServerContext, StepContext
 from dfnas.models import build_model, model_spec
+from dfnas.search import darts_supernet  # noqa: F401  (search networks by name, too)
 
 
 def supervised_step(

@@ -114,12 +114,3 @@ def darts(
     """A network of DARTS cells; ``genotype`` is what FedNAS's search wrote (default:
     the published DARTS V2 cell)."""
     return DartsNet(in_shape, num_classes, genotype or DARTS_V2, C, layers, drop_path)
-
-
-@MODELS.register("darts_search")
-def darts_search(
-    in_shape: tuple[int, int, int], num_classes: int, C: int = 8, layers: int = 3
-) -> nn.Module:
-    from dfnas.search.darts_supernet import DartsSearchNet  # the search space's network
-
-    return DartsSearchNet(in_shape, num_classes, C=C, layers=layers)

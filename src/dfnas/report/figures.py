@@ -12,31 +12,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import matplotlib
 import matplotlib.ticker
+import numpy as np
+import pandas as pd
+import seaborn as sns
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from dfnas.io import atomic_path  # noqa: E402
-from dfnas.report.curves import compute_curve, history  # noqa: E402
-
-sns.set_theme(style="whitegrid", context="paper")
-
-
-def save(fig: plt.Figure, stem: str | Path) -> list[Path]:
-    """Write ``stem``.png and ``stem``.pdf atomically."""
-    paths = []
-    for ext in ("png", "pdf"):
-        path = Path(f"{stem}.{ext}")
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight")
-        paths.append(path)
-    plt.close(fig)
-    return paths
+from dfnas.plotting import plt, save
+from dfnas.report.curves import compute_curve, history
 
 
 def accuracy_curves(runs: pd.DataFrame, stem: str | Path) -> list[Path]:

@@ -20,6 +20,7 @@ from dfnas.models.darts_ops import (
     make_op,
 )
 from dfnas.models.mixed_norm import weighted_norm_sum
+from dfnas.models.registry import MODELS
 
 STEPS = 4  # intermediate nodes per cell
 NUM_EDGES = sum(2 + i for i in range(STEPS))  # 14
@@ -157,3 +158,13 @@ def derive_genotype(alphas_normal: Tensor, alphas_reduce: Tensor) -> dict:
         "reduce": parse(alphas_reduce),
         "reduce_concat": concat,
     }
+
+
+@MODELS.register("darts_search")
+def darts_search(
+    in_shape: tuple[int, int, int], num_classes: int, C: int = 8, layers: int = 3
+) -> nn.Module:
+    """FedNAS's search network by name, as any model (``model: darts_search``). It is
+    registered here, where it is defined, so that models/ needs nothing of search/;
+    importing ``dfnas.search`` registers it."""
+    return DartsSearchNet(in_shape, num_classes, C=C, layers=layers)

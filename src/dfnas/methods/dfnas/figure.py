@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dfnas.report.figures import plt, save
+from dfnas.plotting import plt, save
 
 
 def architecture_evolution(arch_path: str | Path, stem: str | Path) -> list[Path]:
