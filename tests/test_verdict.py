@@ -153,6 +153,11 @@ def test_budget_rows_say_when_the_comparison_is_not_inside_the_budget():
     v = _verdicts(_budgeted(unconstrained_macs=5e5, random_macs=5.6e5), BUDGETED)
     assert v["the fixed and random networks compared meet the same budget"] == FAILS
     assert v["the budget binds: dfnas's child is over it"] == FAILS
+    # a budget that binds on some seeds only says on how many
+    mixed = _budgeted()
+    mixed.loc[(mixed["run"] == "dfnas") & (mixed["seed"] == 1), "macs"] = 5e5
+    v = _verdicts(mixed, BUDGETED)
+    assert v["the budget binds: dfnas's child is over it"] == "holds on 2 of 3 seeds"
     # without a budget the rows are one: it says so
     plain = _verdicts(_runs([0.6] * 3, [0.5] * 3))
     assert not any(claim.startswith("the budget") for claim in plain)
