@@ -256,6 +256,7 @@ def flower(clients: int, per_client: int, rounds: int, cpus: int) -> list[float]
 # -- start-up ----------------------------------------------------------------------------
 STARTUP = """
 import sys, time
+from dfnas.federated.settings import RunSettings
 from dfnas.run import run_method
 from dfnas.methods import METHODS
 @METHODS.register("startup_probe")
@@ -264,7 +265,7 @@ class Probe(METHODS.get("fedavg").implementation):
         print(time.time(), flush=True)
         raise SystemExit(0)
 run_method({"method": "startup_probe", "training": {"rounds": 1}}, sys.argv[1], sys.argv[2],
-           0, sys.argv[3], device="cpu", threads=2)
+           0, sys.argv[3], settings=RunSettings(device="cpu", threads=2))
 """
 
 

@@ -24,8 +24,11 @@ from helpers import SMALL, tiny_dataset
 
 from conftest import REPO
 from dfnas.cli import main as dfnas_main
+from dfnas.federated.settings import RunSettings
 from dfnas.partition.stage import write_partition
 from dfnas.run import run_method
+
+ONE_CPU = RunSettings(device="cpu", threads=1)
 
 pytest.importorskip("flwr", reason="flwr is not installed (pip install -e '.[flower]')")
 
@@ -183,7 +186,7 @@ def test_flower_runs_match_the_in_process_loop(federation):
         assert submitted[name].returncode == 0, submitted[name].stderr
     for name, spec in SPECS.items():
         ref = root / f"{name}_loop"
-        run_method(spec, data, part, seed=1, out_dir=ref, name=name, device="cpu", threads=1)
+        run_method(spec, data, part, seed=1, out_dir=ref, name=name, settings=ONE_CPU)
     deadline = time.time() + 300
     outs = [root / f"{name}_flower" / "metrics.json" for name in SPECS]
     while not all(p.exists() for p in outs) and time.time() < deadline:
@@ -261,7 +264,7 @@ def test_a_lost_supernode_stops_the_run_and_a_rerun_resumes_it(federation):
     again = subprocess.run(submit, env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr
     ref = root / f"{name}_loop"
-    run_method(spec, data, part, seed=1, out_dir=ref, name=name, device="cpu", threads=1)
+    run_method(spec, data, part, seed=1, out_dir=ref, name=name, settings=ONE_CPU)
     deadline = time.time() + 300
     while not (out / "metrics.json").exists() and time.time() < deadline:
         time.sleep(0.5)

@@ -19,12 +19,15 @@ from helpers import make_method, partition, tiny_dataset
 from conftest import REPO
 from dfnas.errors import ConfigError
 from dfnas.federated.loop import run_federated
+from dfnas.federated.settings import RunSettings
 from dfnas.methods import METHODS
 from dfnas.methods.options import matches
 from dfnas.methods.stages import CONTRACT_FILES, STAGE_FILES, stage_folder, stage_spec
 from dfnas.models import MODELS
 from dfnas.partition.stage import write_partition
 from dfnas.run import run_method
+
+CPU = RunSettings(device="cpu")
 
 # sizes that keep a step fast on 8x8 toy images; a method not listed runs at its defaults
 SMALL_RUNS = {
@@ -58,7 +61,7 @@ def test_every_method_runs_all_its_stages(name, inputs, tmp_path):
         out = tmp_path / stage_folder(stages, index)
         spec = stage_spec(run, stages, index, TRAINING)
         metrics = run_method(
-            spec, data, part, 0, out, name="r", stage=stage.name, prior=prior, device="cpu"
+            spec, data, part, 0, out, name="r", stage=stage.name, prior=prior, settings=CPU
         )
         files = CONTRACT_FILES if index == len(stages) - 1 else STAGE_FILES
         for file in (*files, *declared.stage_writes(stage)):
@@ -172,3 +175,14 @@ def test_a_declaration_that_contradicts_itself_is_refused_before_training():
     assert MethodSpec("x", FedMethod, writes={"g.json": "genotype"}).stage_writes(Stage("a")) == (
         "g.json",
     )
+
+
+def test_a_methods_input_files_are_name_path_pairs_each_given_once():
+    """``dfnas run --input NAME=PATH``: the generic way a method gets the files it declares."""
+    from dfnas.federated.settings import parse_inputs
+
+    assert parse_inputs(["latency_table=a=b.json"]) == {"latency_table": "a=b.json"}
+    with pytest.raises(ConfigError, match=r"^--input table: expected NAME=PATH$"):
+        parse_inputs(["table"])
+    with pytest.raises(ConfigError, match=r"^--input t: given twice$"):
+        parse_inputs(["t=a", "t=b"])

@@ -63,8 +63,15 @@ def partition(args: argparse.Namespace) -> None:
 @command
 def run(args: argparse.Namespace) -> None:
     """Run one federated method on one partition and write the result contract."""
+    from dfnas.federated.settings import RunSettings, parse_inputs
     from dfnas.run import run_method
 
+    settings = RunSettings(
+        device=args.device,
+        threads=args.threads,
+        client_workers=args.client_workers,
+        inputs=parse_inputs(args.input),
+    )
     m = run_method(
         args.spec,
         args.data,
@@ -74,10 +81,7 @@ def run(args: argparse.Namespace) -> None:
         name=args.name,
         stage=args.stage,
         prior=args.prior,
-        device=args.device,
-        threads=args.threads,
-        client_workers=args.client_workers,
-        inputs={"latency_table": args.latency_table} if args.latency_table else None,
+        settings=settings,
     )
     print(
         f"{m['run']} ({m['stage']}): accuracy {m['accuracy']:.4f}, "
@@ -298,7 +302,13 @@ def _run_commands(sub: argparse._SubParsersAction) -> None:
         default=1,
         help="processes that train a round's clients at once, sharing the threads (CPU)",
     )
-    p.add_argument("--latency-table", default=None, help="a latency budget's table (dfnas latency)")
+    p.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="a file the method declares it reads (MethodSpec.reads), e.g. latency_table=...",
+    )
     p.add_argument("--stage", default=None, help="the method's stage to run (default: first)")
     p.add_argument("--prior", default=None, help="folder the stage before this one wrote")
     p.add_argument("--out", required=True, help="output folder")

@@ -15,6 +15,7 @@ stage's result carries on.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,9 @@ import torch
 from dfnas.data import load_cached
 from dfnas.errors import ConfigError
 from dfnas.federated.checkpoint import fingerprint, remove_checkpoint
-from dfnas.federated.clients import ClientRunner
 from dfnas.federated.config import TrainConfig
 from dfnas.federated.loop import RunResult, run_federated
+from dfnas.federated.settings import RunSettings
 from dfnas.io import read_json
 from dfnas.methods import METHODS, FedMethod, MethodSetup
 from dfnas.methods.stages import Stage
@@ -68,7 +69,7 @@ def build_method(
     in_shape: tuple[int, int, int],
     num_classes: int,
     prior: str | Path | None = None,
-    inputs: dict[str, str] | None = None,
+    inputs: Mapping[str, str] | None = None,
 ) -> FedMethod:
     """The method object of one stage of a run, as the server and (deployed) every client
     build it: the run's spec, the dataset's shape, and the hand-offs of the stage before."""
@@ -116,27 +117,24 @@ def run_method(
     name: str | None = None,
     stage: str | None = None,
     prior: str | Path | None = None,
-    device: str = "auto",
-    threads: int | None = None,
-    client_workers: int = 1,
-    clients: ClientRunner | None = None,
-    inputs: dict[str, str] | None = None,
+    settings: RunSettings | None = None,
 ) -> dict[str, Any]:
     """Run stage ``stage`` (default: the method's first) and write its result contract
-    into ``out_dir``; returns its metrics. ``clients``: where clients train, when not in
-    this process (``federated.loop.run_federated``); ``inputs``: the files the method
-    declares it reads (``MethodSpec.reads``), by name."""
+    into ``out_dir``; returns its metrics. ``settings``: how and where it runs (device,
+    threads, client workers, where clients train, the files the method declares it
+    reads), which the config does not say."""
+    settings = settings or RunSettings()
     name = name or spec["method"]
     unknown = sorted(set(spec) - SPEC_KEYS)
     if unknown:
         raise ConfigError(f"runs.{name}.{unknown[0]}: unknown key")
-    if threads:
-        torch.set_num_threads(threads)
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
     this, last = _stage(spec, stage, prior)
     out = Path(out_dir)
     ds = load_cached(data)
     part = read_partition(partition)
-    method = build_method(spec, this, ds.in_shape, ds.num_classes, prior, inputs)
+    method = build_method(spec, this, ds.in_shape, ds.num_classes, prior, settings.inputs)
     checksum = part.checksum()
     run_config = {
         "name": name,
@@ -153,12 +151,12 @@ def run_method(
         ds,
         part,
         seed=seed,
-        device=device,
+        device=settings.device,
         checkpoint=ckpt,
         fingerprint=fingerprint(run_config),  # provenance below is not part of it
         personalize_final=last,
-        client_workers=client_workers,
-        clients=clients,
+        client_workers=settings.client_workers,
+        clients=settings.clients,
     )
     assert result is not None
     metrics = _write(out, run_config, result, method, this, prior)

@@ -205,21 +205,25 @@ def prior_inputs(stages, index):
     return {f"prior_{file_key(f)}": f"{folder}/{f}" for f in files}
 
 
-def latency_table(wildcards):
-    """The latency table of the run's search space, if its method declares it reads one
-    (``MethodSpec.reads``): measured once per space and dataset, on the machine that
-    trains; a run expanded per device type shares its space's (``space``)."""
-    run = config["runs"][wildcards.run]
-    if "latency_table" not in PLAN.run_inputs[wildcards.run]:
-        return []
-    space = run.get("space", wildcards.run)
-    return [f"results/{EXPERIMENT}/latency/{wildcards.dataset}/{space}.json"]
+def made_file(name, wildcards):
+    """Where the workflow makes a file a method declares it reads (``MethodSpec.makes``,
+    by the rule of the same name): a latency table is measured once per search space and
+    dataset, on the machine that trains; a run expanded per device type shares its
+    space's (``space``)."""
+    space = config["runs"][wildcards.run].get("space", wildcards.run)
+    where = {"latency_table": f"results/{EXPERIMENT}/latency/{wildcards.dataset}/{space}.json"}
+    return where[name]
+
+
+def run_input_files(wildcards):
+    """The files a run's method declares it reads (``MethodSpec.reads``), by name."""
+    return {name: made_file(name, wildcards) for name in PLAN.run_inputs[wildcards.run]}
 
 
 def input_files_arg(wildcards, input):
-    """The shell's arguments for the files a run's method reads (dfnas run --latency-table)."""
-    tables = [input.latency] if isinstance(input.latency, str) else list(input.latency)
-    return f"--latency-table {shlex.quote(tables[0])}" if tables else ""
+    """The shell's arguments for those files: ``dfnas run --input NAME=PATH`` each."""
+    names = PLAN.run_inputs[wildcards.run]
+    return " ".join(f"--input {shlex.quote(f'{n}={input[n]}')}" for n in names)
 
 
 def space_run(wildcards):

@@ -12,10 +12,10 @@ for _method, _declared in DECLARED.items():
             name:
                 f"{_method}_{_stage.name}"
             input:
+                unpack(run_input_files),
                 **prior_inputs(_stages, _index),
                 data=dataset_npz,
                 partition=partition_json,
-                latency=latency_table,
             output:
                 **{
                     file_key(f): f"{stage_dir(_stages, _index)}/{f}"

@@ -42,6 +42,7 @@ from dfnas.cost import tensor_bytes
 from dfnas.deploy import flower_messages as fm
 from dfnas.errors import DfnasError
 from dfnas.federated.clients import ClientReply, RoundJob
+from dfnas.federated.settings import RunSettings
 from dfnas.io import write_json
 from dfnas.partition.stage import read_partition
 from dfnas.run import run_method
@@ -150,8 +151,7 @@ def main(grid: Grid, context: Context) -> None:
             seed=int(rc["seed"]),
             out_dir=str(rc["out"]),
             name=str(rc.get("name") or "") or None,
-            threads=int(rc.get("threads", 0)) or None,
-            clients=runner,
+            settings=RunSettings(threads=int(rc.get("threads", 0)) or None, clients=runner),
         )
     except DeploymentError as exc:
         # a lost node is a fault, not one of the config's dropouts (those are drawn from
