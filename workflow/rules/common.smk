@@ -206,10 +206,10 @@ def prior_inputs(stages, index):
 
 
 def made_file(name, wildcards):
-    """Where the workflow makes a file a method declares it reads (``MethodSpec.makes``,
-    by the rule of the same name): a latency table is measured once per search space and
-    dataset, on the machine that trains; a run expanded per device type shares its
-    space's (``space``)."""
+    """Where the workflow makes a file a method declares it reads (``MethodSpec.makes``;
+    the job that makes it is named after it). A latency table is measured once per search
+    space and dataset, on the machine that trains; a run expanded per device type shares
+    its space's (``space``)."""
     space = config["runs"][wildcards.run].get("space", wildcards.run)
     where = {"latency_table": f"results/{EXPERIMENT}/latency/{wildcards.dataset}/{space}.json"}
     return where[name]
