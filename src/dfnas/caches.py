@@ -82,17 +82,9 @@ def dataset_intact(folder: Path) -> bool:
 
 
 def partition_intact(folder: Path) -> bool:
-    from dfnas.partition.stage import read_partition
-
-    try:
-        part = read_partition(folder / "partition.json")
-    except DfnasError:
-        return False
-    checksum = part.checksum()
-    return all(
-        (folder / name).exists() and checksum in (folder / name).read_text()
-        for name in ("checksum.sha256", "summary.json")
-    )
+    """The assignment matches its checksum in all three records."""
+    records = _partition_records(folder)
+    return None not in records and len(set(records)) == 1
 
 
 def repair_dataset(cache: DatasetCache, mtime_ns: int) -> None:
@@ -174,19 +166,26 @@ def forget(path: str | Path, memo: Path | None = None) -> None:
         _write_memo(memo, seen)
 
 
-def _recorded_checksum(folder: Path) -> str | None:
-    """The assignment's checksum as at least two of its three records agree on it
-    (``partition.json``'s own, if its assignment still matches it; ``checksum.sha256``;
-    ``summary.json``): whichever one broke, the other two say what the runs read."""
+def _partition_records(folder: Path) -> list[str | None]:
+    """The assignment's checksum as each of its three records holds it, None where one
+    cannot be read: ``partition.json``'s own (if its assignment still matches it),
+    ``checksum.sha256``, ``summary.json``."""
     from dfnas.partition.stage import read_partition
 
-    records = []
+    records: list[str | None] = [None, None, None]
     with contextlib.suppress(DfnasError):
-        records.append(read_partition(folder / "partition.json").checksum())
+        records[0] = read_partition(folder / "partition.json").checksum()
     with contextlib.suppress(OSError, IndexError):
-        records.append((folder / "checksum.sha256").read_text().split()[0])
+        records[1] = (folder / "checksum.sha256").read_text().split()[0]
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        records.append(json.loads((folder / "summary.json").read_text())["checksum"])
+        records[2] = json.loads((folder / "summary.json").read_text())["checksum"]
+    return records
+
+
+def _recorded_checksum(folder: Path) -> str | None:
+    """The checksum at least two of the three records agree on: whichever one broke, the
+    other two say what the runs read."""
+    records = [r for r in _partition_records(folder) if r is not None]
     agreed = [r for r in set(records) if records.count(r) >= 2]
     return agreed[0] if agreed else None
 

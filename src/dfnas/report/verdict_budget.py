@@ -109,8 +109,7 @@ def _binds_row(block: pd.DataFrame, unconstrained: str, limit: float) -> dict:
     verdict = HOLDS if k == n else (FAILS if k == 0 else f"holds on {k} of {n} seeds")
     return structure_row(
         f"the budget binds: {unconstrained}'s child is over it",
-        f"{unconstrained}: {_mmacs(rows['macs'])} MACs, over the budget on "
-        f"{int(over.sum())} of {len(rows)} seeds",
+        f"{unconstrained}: {_mmacs(rows['macs'])} MACs, over the budget on {k} of {n} seeds",
         verdict,
         _budget(limit),
         ", ".join(f"{m / 1e6:.3f}" for m in rows["macs"]),
