@@ -32,6 +32,7 @@ import torch
 from dfnas.data import ImageDataset
 from dfnas.federated.config import TrainConfig
 from dfnas.federated.loop import run_federated
+from dfnas.federated.settings import RunSettings
 from dfnas.methods import METHODS, MethodSetup
 from dfnas.partition import make_partition
 
@@ -72,7 +73,12 @@ def one_round(ds, part, model, args, steps, batch, batching, workers) -> tuple[f
     setup = MethodSetup(model, args, ds.in_shape, ds.num_classes, cfg)
     method = METHODS.get("fedavg").build(setup)
     result = run_federated(
-        method, ds, part, seed=0, device="cpu", log=lambda *_: None, client_workers=workers
+        method,
+        ds,
+        part,
+        seed=0,
+        settings=RunSettings(device="cpu", client_workers=workers),
+        log=lambda *_: None,
     )
     row = result.history[0]
     return row["round_seconds"], row["client_cpu_seconds"]

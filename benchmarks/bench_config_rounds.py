@@ -27,6 +27,7 @@ import yaml
 from dfnas.data import ImageDataset
 from dfnas.federated.config import TrainConfig
 from dfnas.federated.loop import run_federated
+from dfnas.federated.settings import RunSettings
 from dfnas.methods import METHODS, MethodSetup
 from dfnas.methods.stages import stage_spec
 from dfnas.partition.split import local_test_split
@@ -82,7 +83,12 @@ def time_rounds(
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     res = run_federated(
-        method, ds, part, seed=0, device=device, log=lambda *_: None, client_workers=workers
+        method,
+        ds,
+        part,
+        seed=0,
+        settings=RunSettings(device=device, client_workers=workers),
+        log=lambda *_: None,
     )
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else 0.0
     return [float(h["round_seconds"]) for h in res.history], peak

@@ -71,6 +71,7 @@ def ours(
 
     from dfnas.federated.config import TrainConfig
     from dfnas.federated.loop import run_federated
+    from dfnas.federated.settings import RunSettings
     from dfnas.methods import METHODS, MethodSetup
     from dfnas.partition.split import local_test_split
 
@@ -99,7 +100,14 @@ def ours(
     setup = MethodSetup("cnn", {}, ds.in_shape, ds.num_classes, cfg)
     method = Timed(setup, METHODS.get("fedavg").options())
     part = local_test_split(split, 0.0, seed=0)
-    run_federated(method, ds, part, 0, "cpu", log=lambda *_: None, client_workers=workers)
+    run_federated(
+        method,
+        ds,
+        part,
+        0,
+        settings=RunSettings(device="cpu", client_workers=workers),
+        log=lambda *_: None,
+    )
     return [b - a for a, b in zip(starts, starts[1:], strict=False)]
 
 

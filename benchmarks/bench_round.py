@@ -26,6 +26,7 @@ from dfnas.data import ImageDataset
 from dfnas.federated.config import TrainConfig
 from dfnas.federated.data import DeviceData, index_tensor
 from dfnas.federated.loop import run_federated
+from dfnas.federated.settings import RunSettings
 from dfnas.methods import METHODS, MethodSetup
 from dfnas.models import build_model
 from dfnas.partition.split import local_test_split
@@ -67,7 +68,9 @@ def ours(ds, part, rounds: int, batch: int, channels_last: bool | str) -> tuple[
     method = METHODS.get("fedavg").build(
         MethodSetup("cnn", {}, ds.in_shape, ds.num_classes, train_cfg(rounds, batch, channels_last))
     )
-    res = run_federated(method, ds, part, seed=0, device="cpu", log=lambda *_: None)
+    res = run_federated(
+        method, ds, part, seed=0, settings=RunSettings(device="cpu"), log=lambda *_: None
+    )
     hist = res.history
     # the last round also evaluates the (100-sample) test set; count training rounds only
     seconds = sum(h["client_seconds"] for h in hist) + sum(

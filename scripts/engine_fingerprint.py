@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from helpers import make_method, partition, small_method, tiny_dataset  # noqa: E402
 
 from dfnas.federated.loop import run_federated  # noqa: E402
+from dfnas.federated.settings import RunSettings  # noqa: E402
 from dfnas.methods import METHODS  # noqa: E402
 from dfnas.report.compare import stable  # noqa: E402
 
@@ -97,9 +98,8 @@ def main() -> None:
                     ds,
                     part,
                     seed=0,
-                    device="cpu",
+                    settings=RunSettings(device="cpu", client_workers=workers),
                     log=lambda *_: None,
-                    client_workers=workers,
                 )
                 fp = digest(result, files_of(method))
                 print(f"{name} channels={channels} workers={workers} {fp}", flush=True)

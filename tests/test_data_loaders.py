@@ -265,6 +265,19 @@ def test_resize_shape_is_known_at_start():
     assert known_shape("mine", {"loader": "npz"}) is None
 
 
+def test_known_inputs_match_the_loaders():
+    """The config check builds every network with these before any data is read (a device
+    budget depends on the head's width): each known shape has its class count, and the
+    one loader that needs no file agrees with them."""
+    from dfnas.data import KNOWN_CLASSES, KNOWN_SHAPES, known_classes, known_shape
+
+    assert set(KNOWN_CLASSES) == set(KNOWN_SHAPES)
+    assert known_classes("c", {"loader": "cifar100"}) == 100
+    digits = load_dataset("digits")
+    assert known_shape("digits", {}) == digits.in_shape
+    assert known_classes("digits", {}) == digits.num_classes
+
+
 def test_the_mnist5k_maker_writes_what_the_npz_loader_reads(tmp_path):
     """scripts/make_mnist5k.py on a wheel made here in the real layout (a CSV row of 784
     pixels, then the label, gzipped inside the zip), fed to the npz loader."""

@@ -11,8 +11,10 @@ from torch import nn
 from dfnas.cost import forward_flops
 from dfnas.errors import ConfigError
 from dfnas.federated.aggregation import weighted_mean
+from dfnas.federated.checkpoint import CheckpointFile
 from dfnas.federated.context import StepContext
 from dfnas.federated.loop import run_federated
+from dfnas.federated.settings import RunSettings
 from dfnas.methods import METHODS
 from dfnas.models.shufflenet_blocks import OPS
 from dfnas.search.derive import Budget, derive_path
@@ -194,7 +196,10 @@ def test_search_derives_a_child_within_budget_and_is_deterministic():
     dearest = table.fixed_macs + float(table.op_macs.max(1).values.sum())
     budget = (cheapest + dearest) / 2
     methods = [_tiny_method(ds, budget_macs=budget) for _ in range(2)]
-    runs = [run_federated(m, ds, part, seed=0, device="cpu", **QUIET) for m in methods]
+    runs = [
+        run_federated(m, ds, part, seed=0, settings=RunSettings(device="cpu"), **QUIET)
+        for m in methods
+    ]
     files = [METHODS.get("dfnas").files(m) for m in methods]  # what the run writes
     res = runs[0]
     assert res.metrics["within_budget"]
@@ -213,7 +218,9 @@ def test_killed_search_resumes_across_the_child_derivation(tmp_path):
     ds = tiny_dataset()
     part = partition(ds, num_clients=3)
     opts = dict(client_state="optimizer", fix_threshold=0.01)
-    full = run_federated(_tiny_method(ds, **opts), ds, part, seed=2, device="cpu", **QUIET)
+    full = run_federated(
+        _tiny_method(ds, **opts), ds, part, seed=2, settings=RunSettings(device="cpu"), **QUIET
+    )
     ckpt = tmp_path / "ckpt.pt"
     for stop in (1, 2):  # stop mid-search, then right after the child is derived
         run_federated(
@@ -221,9 +228,8 @@ def test_killed_search_resumes_across_the_child_derivation(tmp_path):
             ds,
             part,
             seed=2,
-            device="cpu",
-            checkpoint=ckpt,
-            fingerprint="f",
+            settings=RunSettings(device="cpu"),
+            checkpoint=CheckpointFile(ckpt, "f"),
             stop_after=stop,
             **QUIET,
         )
@@ -232,9 +238,8 @@ def test_killed_search_resumes_across_the_child_derivation(tmp_path):
         ds,
         part,
         seed=2,
-        device="cpu",
-        checkpoint=ckpt,
-        fingerprint="f",
+        settings=RunSettings(device="cpu"),
+        checkpoint=CheckpointFile(ckpt, "f"),
         **QUIET,
     )
     assert resumed.metrics["child_ops"] == full.metrics["child_ops"]

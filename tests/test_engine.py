@@ -13,10 +13,12 @@ from torch import nn
 
 from dfnas.cost import forward_flops, tensor_bytes, train_flops
 from dfnas.federated.aggregation import StreamingMean, weighted_mean
+from dfnas.federated.checkpoint import CheckpointFile
 from dfnas.federated.config import TrainConfig
 from dfnas.federated.data import DeviceData, index_tensor
 from dfnas.federated.loop import run_federated
 from dfnas.federated.sampling import sample_clients, surviving_clients
+from dfnas.federated.settings import RunSettings
 
 QUIET = {"log": lambda *_: None}
 
@@ -61,7 +63,7 @@ def test_fedavg_full_batch_equals_centralized_step():
     )
     torch.manual_seed(0)
     start = method.build_model()
-    fed = run_federated(method, ds, part, seed=0, device="cpu", **QUIET).model
+    fed = run_federated(method, ds, part, seed=0, settings=RunSettings(device="cpu"), **QUIET).model
 
     central = copy.deepcopy(start)
     data = DeviceData.from_dataset(ds, torch.device("cpu"), "none", channels_last=False)
@@ -90,7 +92,12 @@ def test_killed_run_resumes_to_the_same_end(tmp_path, model):
     )
     args = dict(model_args={"width": 4} if model == "resnet20" else {"width": 8, "hidden": 16})
     full = run_federated(
-        make_method(ds, model=model, **args, **train), ds, part, seed=1, device="cpu", **QUIET
+        make_method(ds, model=model, **args, **train),
+        ds,
+        part,
+        seed=1,
+        settings=RunSettings(device="cpu"),
+        **QUIET,
     )
     ckpt = tmp_path / "ckpt.pt"
     stopped = run_federated(
@@ -98,9 +105,8 @@ def test_killed_run_resumes_to_the_same_end(tmp_path, model):
         ds,
         part,
         seed=1,
-        device="cpu",
-        checkpoint=ckpt,
-        fingerprint="x",
+        settings=RunSettings(device="cpu"),
+        checkpoint=CheckpointFile(ckpt, "x"),
         stop_after=2,
         **QUIET,
     )
@@ -110,9 +116,8 @@ def test_killed_run_resumes_to_the_same_end(tmp_path, model):
         ds,
         part,
         seed=1,
-        device="cpu",
-        checkpoint=ckpt,
-        fingerprint="x",
+        settings=RunSettings(device="cpu"),
+        checkpoint=CheckpointFile(ckpt, "x"),
         **QUIET,
     )
     assert resumed.metrics["accuracy"] == full.metrics["accuracy"]
@@ -138,9 +143,8 @@ def test_checkpoint_of_other_settings_is_ignored(tmp_path):
         ds,
         part,
         seed=0,
-        device="cpu",
-        checkpoint=ckpt,
-        fingerprint="a",
+        settings=RunSettings(device="cpu"),
+        checkpoint=CheckpointFile(ckpt, "a"),
         stop_after=1,
         **QUIET,
     )
@@ -150,9 +154,8 @@ def test_checkpoint_of_other_settings_is_ignored(tmp_path):
         ds,
         part,
         seed=0,
-        device="cpu",
-        checkpoint=ckpt,
-        fingerprint="b",
+        settings=RunSettings(device="cpu"),
+        checkpoint=CheckpointFile(ckpt, "b"),
         log=lines.append,
     )
     assert len(res.history) == 3 and any("other settings" in line for line in lines)
@@ -162,7 +165,9 @@ def test_same_seed_same_result_other_seed_differs():
     ds = tiny_dataset()
     part = partition(ds)
     runs = [
-        run_federated(make_method(ds, rounds=2), ds, part, seed=s, device="cpu", **QUIET)
+        run_federated(
+            make_method(ds, rounds=2), ds, part, seed=s, settings=RunSettings(device="cpu"), **QUIET
+        )
         for s in (0, 0, 1)
     ]
     assert runs[0].history[-1]["train_loss"] == runs[1].history[-1]["train_loss"]
@@ -173,7 +178,12 @@ def test_dropout_survives_a_round_where_everyone_fails():
     ds = tiny_dataset()
     part = partition(ds, num_clients=2)
     res = run_federated(
-        make_method(ds, rounds=6, dropout=0.9), ds, part, seed=0, device="cpu", **QUIET
+        make_method(ds, rounds=6, dropout=0.9),
+        ds,
+        part,
+        seed=0,
+        settings=RunSettings(device="cpu"),
+        **QUIET,
     )
     replied = [h["clients_replied"] for h in res.history]
     assert 0 in replied and len(res.history) == 6
@@ -191,7 +201,7 @@ def test_cross_device_sampling_and_local_steps():
         ds,
         part,
         seed=0,
-        device="cpu",
+        settings=RunSettings(device="cpu"),
         **QUIET,
     )
     assert [h["clients_sampled"] for h in res.history] == [2, 2]
@@ -210,7 +220,7 @@ def test_round_bytes_match_state_size():
     ds = tiny_dataset()
     part = partition(ds, num_clients=3)
     method = make_method(ds, rounds=1)
-    res = run_federated(method, ds, part, seed=0, device="cpu", **QUIET)
+    res = run_federated(method, ds, part, seed=0, settings=RunSettings(device="cpu"), **QUIET)
     size = tensor_bytes(res.model.state_dict())
     assert res.history[0]["bytes_down"] == 3 * size == res.history[0]["bytes_up"]
 

@@ -14,8 +14,9 @@ import torch
 from helpers import partition, small_method, tiny_dataset
 
 from dfnas.errors import TrainingError
-from dfnas.federated.checkpoint import save_checkpoint
+from dfnas.federated.checkpoint import CheckpointFile, save_checkpoint
 from dfnas.federated.loop import run_federated
+from dfnas.federated.settings import RunSettings
 from dfnas.methods import METHODS
 
 TIMING = {"round_seconds", "client_seconds", "client_cpu_seconds", "peak_memory_bytes"}
@@ -28,13 +29,11 @@ def _run(ds, name, ckpt=None, stop_after=None, log=None, workers=1, **train):
         ds,
         partition(ds, num_clients=4),
         seed=1,
-        device="cpu",
-        checkpoint=ckpt,
-        fingerprint="x",
+        settings=RunSettings(device="cpu", client_workers=workers),
+        checkpoint=CheckpointFile(ckpt, "x") if ckpt else None,
         stop_after=stop_after,
         log=log or (lambda *_: None),
         personalize_final=False,
-        client_workers=workers,
     )
 
 

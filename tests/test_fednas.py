@@ -13,6 +13,7 @@ from helpers import make_method, partition, tiny_dataset
 
 from dfnas.federated.context import StepContext
 from dfnas.federated.loop import _split_validation, run_federated
+from dfnas.federated.settings import RunSettings
 from dfnas.methods import METHODS
 from dfnas.models import build_model
 from dfnas.models.darts_ops import PRIMITIVES, SepConv, Zero
@@ -128,7 +129,7 @@ def test_search_stage_writes_a_genotype_and_counts_three_passes():
     part = partition(ds, num_clients=2)
     method = make_method(ds, "fednas", "darts_search", model_args={"C": 4, "layers": 3},
                          rounds=2, batch_size=16)  # fmt: skip
-    run_federated(method, ds, part, seed=0, device="cpu", **QUIET)
+    run_federated(method, ds, part, seed=0, settings=RunSettings(device="cpu"), **QUIET)
     files = METHODS.get("fednas").files(method)  # what the search stage writes
     geno = files["genotype.json"]
     assert set(geno) == {"normal", "normal_concat", "reduce", "reduce_concat"}

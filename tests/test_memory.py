@@ -10,6 +10,7 @@ from torch import nn
 
 from dfnas.cost.memory import TrainingMemory
 from dfnas.federated.loop import run_federated
+from dfnas.federated.settings import RunSettings
 from dfnas.models import build_model
 from dfnas.search.milenas import milenas_step
 
@@ -65,7 +66,9 @@ def test_a_milenas_step_holds_more_than_the_same_cells_one_path_step():
 def test_the_loop_reports_client_memory_apart_from_the_process():
     ds = tiny_dataset()
     method = make_method(ds, rounds=2, local_steps=2)
-    result = run_federated(method, ds, partition(ds, 2), seed=0, device="cpu", log=lambda *_: 0)
+    result = run_federated(
+        method, ds, partition(ds, 2), seed=0, settings=RunSettings(device="cpu"), log=lambda *_: 0
+    )
     client = result.metrics["client_memory_bytes"]
     assert 0 < client < result.metrics["peak_memory_bytes"] / 10
     assert all(h["client_memory_bytes"] > 0 for h in result.history)

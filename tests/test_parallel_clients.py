@@ -12,6 +12,7 @@ from helpers import make_method, partition, small_method, tiny_dataset
 from dfnas.errors import ConfigError
 from dfnas.federated.clients import ClientWorkerError
 from dfnas.federated.loop import run_federated
+from dfnas.federated.settings import RunSettings
 from dfnas.methods import METHODS
 
 TIMING = {"round_seconds", "client_seconds", "client_cpu_seconds", "peak_memory_bytes"}
@@ -37,9 +38,8 @@ def _run(name: str, workers: int, threads: int):
             ds,
             partition(ds, 5),
             seed=1,
-            device="cpu",
+            settings=RunSettings(device="cpu", client_workers=workers),
             log=lambda *_: None,
-            client_workers=workers,
         )
     finally:
         torch.set_num_threads(before)
@@ -84,7 +84,14 @@ def test_a_failing_client_names_its_round():
     method.train_step = boom
     with pytest.raises(ClientWorkerError, match=r"^a client worker failed in round 1: ValueError: "
                        "client exploded") as info:  # fmt: skip
-        run_federated(method, ds, partition(ds, 3), 0, "cpu", log=lambda *_: 0, client_workers=2)
+        run_federated(
+            method,
+            ds,
+            partition(ds, 3),
+            0,
+            settings=RunSettings(device="cpu", client_workers=2),
+            log=lambda *_: 0,
+        )
     assert "\n" not in str(info.value)
 
 
@@ -92,7 +99,9 @@ def test_workers_must_be_positive():
     ds = tiny_dataset()
     method = make_method(ds, rounds=1, local_steps=1)
     with pytest.raises(ConfigError, match="client_workers"):
-        run_federated(method, ds, partition(ds, 3), 0, "cpu", client_workers=0)
+        run_federated(
+            method, ds, partition(ds, 3), 0, settings=RunSettings(device="cpu", client_workers=0)
+        )
 
 
 def test_a_killed_worker_is_one_line_naming_its_round():
@@ -108,5 +117,12 @@ def test_a_killed_worker_is_one_line_naming_its_round():
     method.train_step = die
     with pytest.raises(ClientWorkerError, match=r"^a client worker process died \(exit code 9\) "
                        r"in round 1") as info:  # fmt: skip
-        run_federated(method, ds, partition(ds, 3), 0, "cpu", log=lambda *_: 0, client_workers=2)
+        run_federated(
+            method,
+            ds,
+            partition(ds, 3),
+            0,
+            settings=RunSettings(device="cpu", client_workers=2),
+            log=lambda *_: 0,
+        )
     assert "\n" not in str(info.value)

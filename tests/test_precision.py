@@ -15,6 +15,7 @@ from dfnas.errors import ConfigError
 from dfnas.federated.config import TrainConfig
 from dfnas.federated.loop import run_federated
 from dfnas.federated.precision import autocast_forward
+from dfnas.federated.settings import RunSettings
 from dfnas.methods import METHODS
 from dfnas.models import build_model
 
@@ -70,7 +71,14 @@ def _run(name: str, precision: str):
         personalize_epochs=1,
         precision=precision,
     )
-    return run_federated(method, ds, partition(ds, 3), seed=0, device="cpu", log=lambda *_: None)
+    return run_federated(
+        method,
+        ds,
+        partition(ds, 3),
+        seed=0,
+        settings=RunSettings(device="cpu"),
+        log=lambda *_: None,
+    )
 
 
 @pytest.mark.parametrize("name", METHODS.names())

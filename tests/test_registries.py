@@ -78,7 +78,9 @@ def test_every_model_trains_federated(model):
     method = make_method(
         ds, "fedavg", model, model_args=SMALL_MODELS.get(model), rounds=1, local_steps=1
     )
-    result = run_federated(method, ds, partition(ds, 2), seed=0, device="cpu", log=lambda *_: 0)
+    result = run_federated(
+        method, ds, partition(ds, 2), seed=0, settings=RunSettings(device="cpu"), log=lambda *_: 0
+    )
     assert torch.isfinite(torch.tensor(result.history[-1]["train_loss"]))
     assert result.metrics["params"] > 0 and result.metrics["macs"] > 0
 
@@ -150,7 +152,9 @@ def test_hooks_see_the_rounds_global_state():
     start = {k: v.clone() for k, v in method.build_model().state_dict().items()}
     method.train_step = step
     torch.manual_seed(0)
-    run_federated(method, ds, partition(ds, 1), seed=0, device="cpu", log=lambda *_: 0)
+    run_federated(
+        method, ds, partition(ds, 1), seed=0, settings=RunSettings(device="cpu"), log=lambda *_: 0
+    )
     assert len(seen) == 3
     for state in seen:
         assert all(torch.equal(state[k].contiguous(), seen[0][k].contiguous()) for k in state)

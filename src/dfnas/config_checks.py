@@ -4,12 +4,14 @@ belong to the chosen partitioner, partitions that cannot be built. Each raises a
 
 from __future__ import annotations
 
-from dfnas.data import DATASETS, KNOWN_TRAIN_SIZES, known_shape
+from dfnas.data import DATASETS, KNOWN_TRAIN_SIZES, known_classes, known_shape
 from dfnas.data.npz import find_npz
 from dfnas.errors import ConfigError
 from dfnas.partition.partitioners import COMMON_KEYS, PARTITIONERS, partitioner_params
 
 ANY_DATASET = ""  # the stand-in when no dataset's shape is known at start
+STAND_IN = ((3, 32, 32), 10)  # its input shape and class count: CIFAR-10's
+Inputs = dict[str, tuple[tuple[int, int, int], int]]  # dataset -> (input shape, classes)
 # loaders whose data carry natural client ids
 _LOADERS_WITH_CLIENT_IDS = {"femnist", "npz"}
 
@@ -32,9 +34,9 @@ def check_semantics(config: dict) -> None:
     for pname, spec in config["partitions"].items():
         _check_partition(pname, spec, config["datasets"])
     _check_workers(config)
-    shapes = _known_shapes(config["datasets"])
+    inputs = _known_inputs(config["datasets"])
     for rname, run in config.get("runs", {}).items():
-        _check_run(rname, run, config.get("training", {}), shapes)
+        _check_run(rname, run, config.get("training", {}), inputs)
         _check_participation(rname, run, config)
 
 
@@ -49,15 +51,15 @@ def _check_workers(config: dict) -> None:
         raise ConfigError("client_workers: worker processes train clients on CPU only; use 1")
 
 
-def _known_shapes(datasets: dict) -> dict[str, tuple[int, int, int]]:
-    """Input shape per dataset where known without reading it; a CIFAR-sized stand-in
-    when none is (the run checks the rest once its data's shape is known)."""
-    shapes = {}
+def _known_inputs(datasets: dict) -> Inputs:
+    """Input shape and class count per dataset where both are known without reading it;
+    a CIFAR-sized stand-in when none is (the run checks the rest once its data is read)."""
+    inputs = {}
     for dname, opts in datasets.items():
-        shape = known_shape(dname, opts)
-        if shape is not None:
-            shapes[dname] = shape
-    return shapes or {ANY_DATASET: (3, 32, 32)}
+        shape, classes = known_shape(dname, opts), known_classes(dname, opts)
+        if shape is not None and classes is not None:
+            inputs[dname] = (shape, classes)
+    return inputs or {ANY_DATASET: STAND_IN}
 
 
 def _check_participation(rname: str, run: dict, config: dict) -> None:
@@ -86,11 +88,9 @@ def _check_participation(rname: str, run: dict, config: dict) -> None:
                 )
 
 
-def _check_run(
-    rname: str, run: dict, training: dict, shapes: dict[str, tuple[int, int, int]]
-) -> None:
+def _check_run(rname: str, run: dict, training: dict, inputs: Inputs) -> None:
     """Every stage of the run built as its job will build it, on each dataset's input
-    shape: names, options, model arguments, training values and whatever the method
+    shape and classes: names, options, model arguments, training values and whatever the method
     checks against its network (a device budget below the space's cheapest child)."""
     from dfnas.methods import METHODS
     from dfnas.methods.stages import stage_spec
@@ -125,12 +125,10 @@ def _check_run(
                     f"{where}.model_args.{arg}: handed over by stage {stages[index - 1].name}, "
                     "not set by hand"
                 )
-        _check_stage(where, stage.method or run["method"], spec, shapes)
+        _check_stage(where, stage.method or run["method"], spec, inputs)
 
 
-def _check_stage(
-    where: str, method: str, spec: dict, shapes: dict[str, tuple[int, int, int]]
-) -> None:
+def _check_stage(where: str, method: str, spec: dict, inputs: Inputs) -> None:
     from dfnas.federated.config import TrainConfig
     from dfnas.methods import METHODS, MethodSetup
     from dfnas.methods.options import parse_options
@@ -145,18 +143,17 @@ def _check_stage(
     _check_model_args(where, model, spec["model_args"])
     options = dict(spec["options"])
     # the files the method reads are made by the workflow later: named here, not read
-    inputs = {name: "" for name in declared.input_files(options)}
+    files = {name: "" for name in declared.input_files(options)}
     try:
-        cfg = TrainConfig.from_dict(spec["training"])
+        TrainConfig.from_dict(spec["training"])
         parse_options(declared.options, options)  # the same on every dataset
     except ConfigError as exc:
         raise ConfigError(f"{where}.{exc}") from None
-    for dname, shape in shapes.items():
+    for dname, (shape, classes) in inputs.items():
         on = "" if dname == ANY_DATASET else f" on dataset '{dname}'"
         try:
-            method = declared.build(
-                MethodSetup(model, dict(spec["model_args"]), shape, 10, cfg, options, inputs)
-            )
+            setup = MethodSetup.of(spec, declared.default_model, shape, classes, files)
+            method = declared.build(setup)
         except ConfigError as exc:
             raise ConfigError(f"{where}.{exc}{on}") from None
         try:

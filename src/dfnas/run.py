@@ -23,8 +23,7 @@ import torch
 
 from dfnas.data import load_cached
 from dfnas.errors import ConfigError
-from dfnas.federated.checkpoint import fingerprint, remove_checkpoint
-from dfnas.federated.config import TrainConfig
+from dfnas.federated.checkpoint import CheckpointFile, fingerprint, remove_checkpoint
 from dfnas.federated.loop import RunResult, run_federated
 from dfnas.federated.settings import RunSettings
 from dfnas.io import read_json
@@ -74,18 +73,8 @@ def build_method(
     """The method object of one stage of a run, as the server and (deployed) every client
     build it: the run's spec, the dataset's shape, and the hand-offs of the stage before."""
     declared = METHODS.get(stage.method or spec["method"])
-    model_args = dict(spec.get("model_args", {}))
-    for key, file in stage.receives.items():
-        model_args[key] = read_json(Path(prior) / file)
-    setup = MethodSetup(
-        model=spec.get("model", declared.default_model),
-        model_args=model_args,
-        in_shape=in_shape,
-        num_classes=num_classes,
-        train=TrainConfig.from_dict(spec.get("training", {})),
-        options=dict(spec.get("options", {})),
-        inputs=dict(inputs or {}),
-    )
+    received = {key: read_json(Path(prior) / file) for key, file in stage.receives.items()}
+    setup = MethodSetup.of(spec, declared.default_model, in_shape, num_classes, inputs, received)
     return declared.build(setup)
 
 
@@ -151,12 +140,10 @@ def run_method(
         ds,
         part,
         seed=seed,
-        device=settings.device,
-        checkpoint=ckpt,
-        fingerprint=fingerprint(run_config),  # provenance below is not part of it
+        settings=settings,
+        # provenance, added below, is not part of the fingerprint
+        checkpoint=CheckpointFile(ckpt, fingerprint(run_config)),
         personalize_final=last,
-        client_workers=settings.client_workers,
-        clients=settings.clients,
     )
     assert result is not None
     metrics = _write(out, run_config, result, method, this, prior)

@@ -32,7 +32,9 @@ __all__ = [
     "load_dataset",
     "KNOWN_SHAPES",
     "KNOWN_TRAIN_SIZES",
+    "KNOWN_CLASSES",
     "box_downsample",
+    "known_classes",
     "known_shape",
 ]
 
@@ -46,8 +48,8 @@ KNOWN_TRAIN_SIZES = {
     "fashion_mnist": 60_000,
 }
 
-# Input shapes known without reading any file: a device budget is checked against the
-# space at the real resolution when the workflow starts.
+# Input shapes and class counts known without reading any file: a device budget is
+# checked against the space at the real resolution and head when the workflow starts.
 KNOWN_SHAPES = {
     "digits": (1, 8, 8),
     "cifar10": (3, 32, 32),
@@ -55,6 +57,20 @@ KNOWN_SHAPES = {
     "mnist": (1, 28, 28),
     "fashion_mnist": (1, 28, 28),
 }
+
+
+KNOWN_CLASSES = {
+    "digits": 10,
+    "cifar10": 10,
+    "cifar100": 100,
+    "mnist": 10,
+    "fashion_mnist": 10,
+}
+
+
+def known_classes(name: str, options: dict) -> int | None:
+    """The class count of a configured dataset where it is known without reading it."""
+    return KNOWN_CLASSES.get(options.get("loader", name))
 
 
 def known_shape(name: str, options: dict) -> tuple[int, int, int] | None:

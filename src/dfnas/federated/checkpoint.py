@@ -18,12 +18,22 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from dfnas.io import atomic_path, write_text
+
+
+@dataclass(frozen=True)
+class CheckpointFile:
+    """Where a run checkpoints, and the fingerprint of the run it belongs to: a file
+    whose fingerprint differs (another config, seed or partition) is never resumed."""
+
+    path: Path
+    fingerprint: str
 
 
 def fingerprint(*parts: Any) -> str:

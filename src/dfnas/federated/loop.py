@@ -1,12 +1,13 @@
 """The federated loop: rounds, sampling, local training, aggregation, evaluation,
 checkpoints and cost accounting, owned once for every method::
 
-    result = run_federated(method, dataset, partition, seed=0, device="cpu",
-                           checkpoint=Path("ckpt.pt"))
+    result = run_federated(method, dataset, partition, seed=0,
+                           settings=RunSettings(device="cpu"),
+                           checkpoint=CheckpointFile(Path("ckpt.pt"), fingerprint="run-a"))
     result.history[-1]["test_accuracy"], result.metrics["train_flops"]
 
 Simulated clients run one after another in this process on one reusable worker network
-(``load_state_dict`` into it instead of a deepcopy per client), or, with
+(``load_state_dict`` into it instead of a deepcopy per client), or, with the settings'
 ``client_workers``, shared among forked worker processes (``federated.clients``). The
 loop never looks at a method's name: everything method-specific goes through the hooks
 of the method (``federated.protocol``).
@@ -17,7 +18,6 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -27,8 +27,8 @@ from dfnas.cost import Stopwatch, count_params, forward_flops, peak_memory_bytes
 from dfnas.data import ImageDataset
 from dfnas.errors import ConfigError
 from dfnas.federated.batched import batching_runner, check_batching
-from dfnas.federated.checkpoint import load_checkpoint, save_checkpoint
-from dfnas.federated.clients import ClientReply, ClientRunner, RoundJob, local_runner
+from dfnas.federated.checkpoint import CheckpointFile, load_checkpoint, save_checkpoint
+from dfnas.federated.clients import ClientReply, RoundJob, local_runner
 from dfnas.federated.context import ServerContext
 from dfnas.federated.data import DeviceData, index_tensor, split_validation
 from dfnas.federated.evaluation import evaluate
@@ -36,6 +36,7 @@ from dfnas.federated.personalize import personalize, summarize
 from dfnas.federated.precision import check_precision
 from dfnas.federated.round_tally import RoundTally, check_finite_state
 from dfnas.federated.sampling import sample_clients, server_seed, surviving_clients
+from dfnas.federated.settings import RunSettings
 from dfnas.federated.simulation import Simulation
 from dfnas.machine import machine_info
 from dfnas.partition import ClientPartition
@@ -110,38 +111,33 @@ def run_federated(
     dataset: ImageDataset,
     partition: ClientPartition,
     seed: int,
-    device: str | torch.device = "auto",
-    checkpoint: Path | None = None,
-    fingerprint: str = "",
+    settings: RunSettings | None = None,
+    checkpoint: CheckpointFile | None = None,
     stop_after: int | None = None,
     log: Any = print,
     personalize_final: bool = True,
-    client_workers: int = 1,
-    clients: ClientRunner | None = None,
 ) -> RunResult | None:
     """Run every round (resuming from ``checkpoint`` if it holds this run) and return the
-    final model, history and metrics. ``stop_after=r`` returns None once round r (1-based)
-    is checkpointed, which is how tests simulate a killed job. ``personalize_final``: the
-    final model is a deliverable worth personalized evaluation (a search stage's supernet,
-    rebuilt and trained by the next stage, is not). ``client_workers`` > 1 trains a
-    round's clients in that many forked processes, sharing this process's threads; the
-    result is the same as one after another at the same threads per client. ``clients``
-    replaces where clients train (a deployment's nodes, ``dfnas.deploy.flower``)."""
-    sim, model, channels_last = _simulation(
-        method, dataset, partition, seed, device, client_workers, clients, log
-    )
+    final model, history and metrics. ``settings``: where and how clients train (device,
+    forked client workers, a deployment's client runner); none of it changes a number.
+    ``stop_after=r`` returns None once round r (1-based) is checkpointed, which is how
+    tests simulate a killed job. ``personalize_final``: the final model is a deliverable
+    worth personalized evaluation (a search stage's supernet, rebuilt and trained by the
+    next stage, is not)."""
+    settings = settings or RunSettings()
+    sim, model, channels_last = _simulation(method, dataset, partition, seed, settings, log)
     cfg, device, data = method.train_cfg, sim.device, sim.data
     start, history = 0, []
     totals = dict.fromkeys(COST_KEYS, 0) | {"wall_seconds": 0.0}
     client_store: dict[int, dict] = {}
-    state = load_checkpoint(checkpoint, fingerprint, log) if checkpoint else None
+    state = load_checkpoint(checkpoint.path, checkpoint.fingerprint, log) if checkpoint else None
     if state is not None:
         method.load_state_dict(state["method"])
         model = method.build_model()
         model.load_state_dict(state["model"])
         start, history, totals = state["round"] + 1, state["history"], state["totals"]
         client_store = state["client_store"]
-        log(f"resuming after round {start} from {checkpoint}")
+        log(f"resuming after round {start} from {checkpoint.path}")
     model = place(model, device, channels_last)
     worker = copy.deepcopy(model)
     progress = _Progress(cfg.rounds, start, log)
@@ -163,9 +159,9 @@ def run_federated(
         progress.round_done(row)
         if checkpoint:
             save_checkpoint(
-                checkpoint,
+                checkpoint.path,
                 {
-                    "fingerprint": fingerprint,
+                    "fingerprint": checkpoint.fingerprint,
                     "round": r,
                     "model": model.state_dict(),
                     "method": method.state_dict(),
@@ -192,14 +188,13 @@ def _simulation(
     dataset: ImageDataset,
     partition: ClientPartition,
     seed: int,
-    device: str | torch.device,
-    client_workers: int,
-    clients: ClientRunner | None,
+    settings: RunSettings,
     log: Any,
 ) -> tuple[Simulation, nn.Module, bool]:
     """The run's fixed setting, its freshly built network (seeded) and its layout."""
     cfg = method.train_cfg
-    device = resolve_device(str(device))
+    device = resolve_device(str(settings.device))
+    client_workers, clients = settings.client_workers, settings.clients
     if client_workers < 1:
         raise ConfigError(f"client_workers: expected an integer >= 1, got {client_workers}")
     if client_workers > 1 and device.type != "cpu":

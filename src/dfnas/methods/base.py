@@ -40,6 +40,7 @@ learns only what ``upload`` sends.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -81,6 +82,29 @@ class MethodSetup:
     # files made for this run by the workflow and passed by path, under the names the
     # method's declaration reads (``MethodSpec.reads``; DFNAS: ``latency_table``)
     inputs: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls,
+        spec: dict[str, Any],
+        default_model: str,
+        in_shape: tuple[int, int, int],
+        num_classes: int,
+        inputs: Mapping[str, str] | None = None,
+        received: Mapping[str, Any] | None = None,
+    ) -> MethodSetup:
+        """A stage's setup from its spec (``methods.stages.stage_spec``), the one place it is
+        built: the config check at workflow start builds exactly what the job trains.
+        ``received``: the model arguments the stage before handed over (DFNAS's child)."""
+        return cls(
+            model=spec.get("model", default_model),
+            model_args=dict(spec.get("model_args", {})) | dict(received or {}),
+            in_shape=in_shape,
+            num_classes=num_classes,
+            train=TrainConfig.from_dict(spec.get("training", {})),
+            options=dict(spec.get("options", {})),
+            inputs=dict(inputs or {}),
+        )
 
 
 class FedMethod:
