@@ -205,6 +205,12 @@ def test_archive_regenerates_the_tables_and_checks_reruns(tiny, tmp_path):
     workflows = pd.read_csv(exp / "tables/comparison.csv")
     workflows = workflows[workflows["run"] != "majority"].reset_index(drop=True)
     pd.testing.assert_frame_equal(ours, workflows)
+    seeds = pd.read_csv(store / "tables/per_seed.csv").set_index("row")
+    assert (
+        seeds.loc["dfnas-fast", "accuracy"]
+        == json.loads((dfnas / "metrics.json").read_text())["accuracy"]
+    )
+    assert "| dfnas-fast" in (store / "tables/per_seed.md").read_text()
     assert (store / "figures/architecture/digits/iid/dfnas-fast/seed0.png").exists()
     assert (store / "figures/verdict.png").stat().st_size > 1000
 

@@ -232,13 +232,14 @@ def _draw_run_figures(runs: Any, out: Path) -> None:
 
 
 def regenerate(archive: Path) -> list[Path]:
-    """The experiment's comparison and verdict tables and its figures, from the archive
-    alone, with the workflow's own functions and the archived config's settings."""
+    """The experiment's comparison, per-seed and verdict tables and its figures, from the
+    archive alone, with the workflow's own functions and the archived config's settings."""
     import pandas as pd
 
     from dfnas.report import FIGURES
     from dfnas.report.collect import comparison, load_runs, write_tables
     from dfnas.report.figures import DRAW
+    from dfnas.report.per_seed import per_seed, write_per_seed
     from dfnas.report.verdict import spec_from_config, verdict_table, write_verdict
     from dfnas.report.verdict_figure import verdict_figure
 
@@ -258,6 +259,9 @@ def regenerate(archive: Path) -> list[Path]:
     )
     written = [tables / f"comparison.{ext}" for ext in ("csv", "md", "tex")]
     write_tables(table, *written)
+    seeds = [tables / "per_seed.csv", tables / "per_seed.md"]
+    write_per_seed(per_seed(runs, config["arch_groups"]), *seeds)
+    written += seeds
     if config["verdict"]:
         verdicts = verdict_table(runs, spec_from_config(config["verdict"], config["arch_groups"]))
         write_verdict(verdicts, tables / "verdict.csv", tables / "verdict.md")
