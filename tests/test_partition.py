@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from dfnas.errors import ConfigError, DatasetError, DfnasError
+from dfnas.errors import CacheError, ConfigError, DatasetError, DfnasError
 from dfnas.partition import PARTITIONERS, make_partition
 from dfnas.partition.stage import FILES, read_partition, write_partition
 from dfnas.partition.stats import heterogeneity, label_counts
@@ -137,6 +137,10 @@ def test_stage_writes_artifacts_and_checksum(tmp_path, digits):
     (tmp_path / "partition.json").write_text(json.dumps(blob)[:100])
     with pytest.raises(DfnasError, match=r"not a readable partition .*delete its folder"):
         read_partition(tmp_path / "partition.json")
+    # a mistyped path is the caller's: no cache to rebuild, so not a CacheError
+    with pytest.raises(DfnasError, match=r"partiton\.json: no such file") as missing:
+        read_partition(tmp_path / "partiton.json")
+    assert not isinstance(missing.value, CacheError)
 
 
 def test_changed_dataset_cache_is_refused(tmp_path, digits):
@@ -152,3 +156,6 @@ def test_changed_dataset_cache_is_refused(tmp_path, digits):
     (tmp_path / "data.npz").write_bytes(bytes(blob))
     with pytest.raises(DatasetError, match=r"data\.npz: contents changed .*delete its folder"):
         load_cached(tmp_path / "data.npz")
+    with pytest.raises(DatasetError, match=r"dta\.npz: no such file") as missing:
+        load_cached(tmp_path / "dta.npz")
+    assert not isinstance(missing.value, CacheError)

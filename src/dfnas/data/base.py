@@ -127,7 +127,10 @@ def verify_cache(path: str | Path) -> None:
 
 
 def load_cached(path: str | Path) -> ImageDataset:
-    """Read a dataset written by ``ImageDataset.save`` (the dataset stage's output)."""
+    """Read a dataset written by ``ImageDataset.save`` (the dataset stage's output). A
+    path with no file is the caller's mistake, not a damaged cache: it is not rebuilt."""
+    if not Path(path).is_file():
+        raise DatasetError(f"{path}: no such file (expected the data.npz a dataset job writes)")
     verify_cache(path)
     try:
         with np.load(path, allow_pickle=False) as z:

@@ -16,7 +16,7 @@ import numpy as np
 
 from dfnas.data import ImageDataset
 from dfnas.data.base import REBUILD
-from dfnas.errors import CacheError
+from dfnas.errors import CacheError, DatasetError
 from dfnas.io import atomic_path, read_json, write_json, write_text
 from dfnas.partition.split import ClientPartition, make_partition
 from dfnas.partition.stats import heterogeneity, label_counts
@@ -59,7 +59,12 @@ def write_partition(ds: ImageDataset, spec: dict, out_dir: str | Path) -> Client
 
 
 def read_partition(path: str | Path) -> ClientPartition:
-    """Load ``partition.json``, refusing one whose content no longer matches its checksum."""
+    """Load ``partition.json``, refusing one whose content no longer matches its checksum
+    (a damaged cache, rebuilt at the workflow's start; a missing file is not one)."""
+    if not Path(path).is_file():
+        raise DatasetError(
+            f"{path}: no such file (expected the partition.json a partition job writes)"
+        )
     try:
         blob = read_json(path)
         part = ClientPartition.from_json(blob)
