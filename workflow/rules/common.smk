@@ -205,14 +205,18 @@ def prior_inputs(stages, index):
     return {f"prior_{file_key(f)}": f"{folder}/{f}" for f in files}
 
 
+# the files the workflow makes for a method (``MethodSpec.makes``), by name: each is the
+# output pattern of the rule named after it and the path ``made_file`` hands the run
+MADE_FILES = {"latency_table": "results/{experiment}/latency/{dataset}/{space}.json"}
+
+
 def made_file(name, wildcards):
     """Where the workflow makes a file a method declares it reads (``MethodSpec.makes``;
     the job that makes it is named after it). A latency table is measured once per search
     space and dataset, on the machine that trains; a run expanded per device type shares
     its space's (``space``)."""
     space = config["runs"][wildcards.run].get("space", wildcards.run)
-    where = {"latency_table": f"results/{EXPERIMENT}/latency/{wildcards.dataset}/{space}.json"}
-    return where[name]
+    return MADE_FILES[name].format(experiment=EXPERIMENT, dataset=wildcards.dataset, space=space)
 
 
 def run_input_files(wildcards):

@@ -65,7 +65,7 @@ rule latency_table:
     input:
         data=dataset_npz,
     output:
-        "results/{experiment}/latency/{dataset}/{space}.json",
+        MADE_FILES["latency_table"],
     log:
         "results/{experiment}/logs/latency/{dataset}/{space}.log",
     benchmark:
