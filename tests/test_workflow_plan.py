@@ -76,3 +76,21 @@ def test_what_the_parse_imports_costs_no_torch():
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert res.returncode == 0, res.stderr
+
+
+def test_old_plans_are_pruned_and_a_used_one_kept(tmp_path, monkeypatch):
+    """Every code change leaves a plan behind; a new plan keeps the most recently used."""
+    monkeypatch.setattr(workflow_plan, "KEEP_PLANS", 2)
+    monkeypatch.setattr(workflow_plan, "build_plan", lambda files, config: _fake_plan())
+    plans = tmp_path / "plans"
+    for seeds in ([0], [1]):
+        load_plan([str(DEFAULT)], _config() | {"seeds": seeds}, root=tmp_path)
+    first = min(plans.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
+    os.utime(first, ns=(1, 1))  # long unused ...
+    load_plan([str(DEFAULT)], _config() | {"seeds": [0]}, root=tmp_path)  # ... read again
+    load_plan([str(DEFAULT)], _config() | {"seeds": [2]}, root=tmp_path)
+    assert len(list(plans.glob("*.json"))) == 2 and first.exists()
+
+
+def _fake_plan() -> workflow_plan.Plan:
+    return workflow_plan.Plan({"runs": {}}, {}, {})

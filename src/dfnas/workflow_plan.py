@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -129,17 +130,36 @@ def build_plan(config_files: list[str], config: dict[str, Any]) -> Plan:
 
 def load_plan(config_files: list[str], config: dict[str, Any], root: Path = PLAN_DIR) -> Plan:
     """The plan of this config and code: read if an earlier parse made it, else built
-    (raises ``ConfigError`` on a bad config, and then writes nothing)."""
+    (raises ``ConfigError`` on a bad config, and then writes nothing). Each code change
+    leaves a plan behind, so a new one prunes all but the ``KEEP_PLANS`` most recently
+    used (a read marks its plan used)."""
     path = root / "plans" / f"{plan_key(config_files, config)}.json"
     if path.exists():
         try:
-            return Plan.from_json(json.loads(path.read_text()))
-        except (ValueError, KeyError, TypeError):
-            pass  # unreadable (a half-written file of an older version): build again
+            plan = Plan.from_json(json.loads(path.read_text()))
+            os.utime(path)
+            return plan
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # unreadable or just pruned by another parse: build again
     text = json.dumps(build_plan(config_files, config).to_json(), sort_keys=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         Path(tmp).write_text(text)
+    _prune(path.parent, KEEP_PLANS)
     # what a later parse will read, exactly (tuples as lists, keys as strings): the rules'
     # params must not differ between the parse that built the plan and the next
     return Plan.from_json(json.loads(text))
+
+
+KEEP_PLANS = 32
+
+
+def _prune(folder: Path, keep: int) -> None:
+    def used(plan: Path) -> int:
+        try:
+            return plan.stat().st_mtime_ns
+        except OSError:
+            return 0
+
+    for plan in sorted(folder.glob("*.json"), key=used, reverse=True)[keep:]:
+        plan.unlink(missing_ok=True)
