@@ -247,10 +247,23 @@ def test_killed_search_resumes_across_the_child_derivation(tmp_path):
     assert resumed.metrics["train_flops"] == full.metrics["train_flops"]
 
 
+def test_the_search_takes_a_quarter_of_the_rounds_by_default():
+    """The default set from the recipe runs on two datasets (docs/verdict.md): a quarter,
+    and never fewer rounds than the warm-up needs to leave one for alpha."""
+    ds = tiny_dataset()
+    for rounds, warmup, expected in ((12, 1, 3), (60, 3, 15), (4, 1, 2), (2, 1, 2)):
+        method = _tiny_method(
+            ds, search_rounds=None, warmup_rounds=warmup, train={"rounds": rounds}
+        )
+        assert method.search_rounds == expected, (rounds, warmup)
+
+
 def test_bad_options_are_config_errors():
     ds = tiny_dataset()
     with pytest.raises(ConfigError, match="search_rounds"):
         _tiny_method(ds, search_rounds=9)
+    with pytest.raises(ConfigError, match="search_rounds"):
+        _tiny_method(ds, search_rounds=0)
     with pytest.raises(ConfigError, match="budget_latency_ms: a latency budget needs a latency"):
         _tiny_method(ds, budget_latency_ms=1.0)
     with pytest.raises(ConfigError, match="options.colour: unknown option"):
