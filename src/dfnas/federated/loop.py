@@ -118,8 +118,9 @@ def run_federated(
     personalize_final: bool = True,
 ) -> RunResult | None:
     """Run every round (resuming from ``checkpoint`` if it holds this run) and return the
-    final model, history and metrics. ``settings``: where and how clients train (device,
-    forked client workers, a deployment's client runner); none of it changes a number.
+    final model, history and metrics. ``settings``: where and how clients train (the
+    device; forked client workers, which share this process's threads and give the result
+    of one client after another at the same threads per client; a deployment's nodes).
     ``stop_after=r`` returns None once round r (1-based) is checkpointed, which is how
     tests simulate a killed job. ``personalize_final``: the final model is a deliverable
     worth personalized evaluation (a search stage's supernet, rebuilt and trained by the
