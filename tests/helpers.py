@@ -7,8 +7,12 @@ import pytest
 
 from dfnas.data import ImageDataset
 from dfnas.federated.config import TrainConfig
+from dfnas.federated.settings import RunSettings
 from dfnas.methods import METHODS, MethodSetup
 from dfnas.partition import make_partition
+
+# how the tests run a simulation: on the CPU, clients one after another in this process
+CPU = RunSettings(device="cpu")
 
 
 def tiny_dataset(n: int = 120, size: int = 8, channels: int = 1, seed: int = 0) -> ImageDataset:

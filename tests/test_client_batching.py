@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import make_method, partition, small_method, tiny_dataset
+from helpers import CPU, make_method, partition, small_method, tiny_dataset
 
 import dfnas.federated.batched as batched_module
 from dfnas.errors import ConfigError
 from dfnas.federated.data import DeviceData
 from dfnas.federated.loop import run_federated
-from dfnas.federated.settings import RunSettings
 
 TIMING = {"round_seconds", "client_seconds", "client_cpu_seconds", "peak_memory_bytes"}
 # the CNN, and a small ShuffleNetV2 of random ops (a random child of DFNAS's space; its
@@ -35,9 +34,7 @@ def _run(model: str, args: dict, batching: bool, **train):
     )
     # unequal clients: Dirichlet sizes, so epochs end at different steps
     part = partition(ds, 4, partitioner="dirichlet", alpha=0.5, seed=3)
-    return run_federated(
-        method, ds, part, seed=2, settings=RunSettings(device="cpu"), log=lambda *_: None
-    )
+    return run_federated(method, ds, part, seed=2, settings=CPU, log=lambda *_: None)
 
 
 @pytest.fixture
@@ -97,14 +94,7 @@ def test_a_method_with_its_own_client_round_is_refused():
     ds = tiny_dataset()
     method = small_method(ds, "dfnas", rounds=2, local_steps=1, client_batching=True)
     with pytest.raises(ConfigError, match=r"^training.client_batching: this method") as info:
-        run_federated(
-            method,
-            ds,
-            partition(ds, 2),
-            seed=0,
-            settings=RunSettings(device="cpu"),
-            log=lambda *_: None,
-        )
+        run_federated(method, ds, partition(ds, 2), seed=0, settings=CPU, log=lambda *_: None)
     assert "\n" not in str(info.value)
 
 
@@ -119,11 +109,4 @@ def test_a_network_drawing_random_numbers_is_refused():
         client_batching=True,
     )
     with pytest.raises(ConfigError, match="drop path"):
-        run_federated(
-            method,
-            ds,
-            partition(ds, 2),
-            seed=0,
-            settings=RunSettings(device="cpu"),
-            log=lambda *_: None,
-        )
+        run_federated(method, ds, partition(ds, 2), seed=0, settings=CPU, log=lambda *_: None)

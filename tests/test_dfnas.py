@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import make_method, partition, tiny_dataset
+from helpers import CPU, make_method, partition, tiny_dataset
 from torch import nn
 
 from dfnas.cost import forward_flops
@@ -14,7 +14,6 @@ from dfnas.federated.aggregation import weighted_mean
 from dfnas.federated.checkpoint import CheckpointFile
 from dfnas.federated.context import StepContext
 from dfnas.federated.loop import run_federated
-from dfnas.federated.settings import RunSettings
 from dfnas.methods import METHODS
 from dfnas.models.shufflenet_blocks import OPS
 from dfnas.search.derive import Budget, derive_path
@@ -196,10 +195,7 @@ def test_search_derives_a_child_within_budget_and_is_deterministic():
     dearest = table.fixed_macs + float(table.op_macs.max(1).values.sum())
     budget = (cheapest + dearest) / 2
     methods = [_tiny_method(ds, budget_macs=budget) for _ in range(2)]
-    runs = [
-        run_federated(m, ds, part, seed=0, settings=RunSettings(device="cpu"), **QUIET)
-        for m in methods
-    ]
+    runs = [run_federated(m, ds, part, seed=0, settings=CPU, **QUIET) for m in methods]
     files = [METHODS.get("dfnas").files(m) for m in methods]  # what the run writes
     res = runs[0]
     assert res.metrics["within_budget"]
@@ -218,9 +214,7 @@ def test_killed_search_resumes_across_the_child_derivation(tmp_path):
     ds = tiny_dataset()
     part = partition(ds, num_clients=3)
     opts = dict(client_state="optimizer", fix_threshold=0.01)
-    full = run_federated(
-        _tiny_method(ds, **opts), ds, part, seed=2, settings=RunSettings(device="cpu"), **QUIET
-    )
+    full = run_federated(_tiny_method(ds, **opts), ds, part, seed=2, settings=CPU, **QUIET)
     ckpt = tmp_path / "ckpt.pt"
     for stop in (1, 2):  # stop mid-search, then right after the child is derived
         run_federated(
@@ -228,7 +222,7 @@ def test_killed_search_resumes_across_the_child_derivation(tmp_path):
             ds,
             part,
             seed=2,
-            settings=RunSettings(device="cpu"),
+            settings=CPU,
             checkpoint=CheckpointFile(ckpt, "f"),
             stop_after=stop,
             **QUIET,
@@ -238,7 +232,7 @@ def test_killed_search_resumes_across_the_child_derivation(tmp_path):
         ds,
         part,
         seed=2,
-        settings=RunSettings(device="cpu"),
+        settings=CPU,
         checkpoint=CheckpointFile(ckpt, "f"),
         **QUIET,
     )

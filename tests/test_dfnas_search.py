@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
-from helpers import make_method, partition, tiny_dataset
+from helpers import CPU, make_method, partition, tiny_dataset
 from test_dfnas import ToyChoiceNet
 from torch import nn
 
@@ -23,7 +23,6 @@ from dfnas.federated.aggregation import weighted_mean
 from dfnas.federated.context import ServerContext, StepContext
 from dfnas.federated.data import DeviceData, index_tensor
 from dfnas.federated.loop import run_federated
-from dfnas.federated.settings import RunSettings
 from dfnas.methods.dfnas import DfnasOptions
 from dfnas.models.shufflenet_blocks import OPS, ShuffleBlock
 from dfnas.partition import make_partition
@@ -61,9 +60,7 @@ def test_default_config_search_leaves_chance_and_moves_alpha_on_digits():
     config = default_config()
     part = make_partition(ds.y_train, config["partitions"]["iid"])
     method = default_dfnas_method(ds)
-    res = run_federated(
-        method, ds, part, seed=0, settings=RunSettings(device="cpu"), log=lambda *_: None
-    )
+    res = run_federated(method, ds, part, seed=0, settings=CPU, log=lambda *_: None)
     search = [h for h in res.history if h["stage"] == "search"]
     assert len(search) == method.search_rounds
     # below 0.6 ln C before the child is derived: the supernet learned
@@ -278,11 +275,7 @@ def test_search_round_accuracy_is_measured_outside_the_costs():
             batch_size=16,
             eval_every=every,
         )
-        runs.append(
-            run_federated(
-                m, ds, part, seed=0, settings=RunSettings(device="cpu"), log=lambda *_: None
-            )
-        )
+        runs.append(run_federated(m, ds, part, seed=0, settings=CPU, log=lambda *_: None))
     search = [h for h in runs[0].history if h["stage"] == "search"]
     assert all(0 <= h["test_accuracy"] <= 1 for h in search)
     assert all("alpha_entropy" in h and "alpha_max_prob" in h for h in search)

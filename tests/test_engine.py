@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import make_method, partition, tiny_dataset
+from helpers import CPU, make_method, partition, tiny_dataset
 from torch import nn
 
 from dfnas.cost import forward_flops, tensor_bytes, train_flops
@@ -18,7 +18,6 @@ from dfnas.federated.config import TrainConfig
 from dfnas.federated.data import DeviceData, index_tensor
 from dfnas.federated.loop import run_federated
 from dfnas.federated.sampling import sample_clients, surviving_clients
-from dfnas.federated.settings import RunSettings
 
 QUIET = {"log": lambda *_: None}
 
@@ -63,7 +62,7 @@ def test_fedavg_full_batch_equals_centralized_step():
     )
     torch.manual_seed(0)
     start = method.build_model()
-    fed = run_federated(method, ds, part, seed=0, settings=RunSettings(device="cpu"), **QUIET).model
+    fed = run_federated(method, ds, part, seed=0, settings=CPU, **QUIET).model
 
     central = copy.deepcopy(start)
     data = DeviceData.from_dataset(ds, torch.device("cpu"), "none", channels_last=False)
@@ -96,7 +95,7 @@ def test_killed_run_resumes_to_the_same_end(tmp_path, model):
         ds,
         part,
         seed=1,
-        settings=RunSettings(device="cpu"),
+        settings=CPU,
         **QUIET,
     )
     ckpt = tmp_path / "ckpt.pt"
@@ -105,7 +104,7 @@ def test_killed_run_resumes_to_the_same_end(tmp_path, model):
         ds,
         part,
         seed=1,
-        settings=RunSettings(device="cpu"),
+        settings=CPU,
         checkpoint=CheckpointFile(ckpt, "x"),
         stop_after=2,
         **QUIET,
@@ -116,7 +115,7 @@ def test_killed_run_resumes_to_the_same_end(tmp_path, model):
         ds,
         part,
         seed=1,
-        settings=RunSettings(device="cpu"),
+        settings=CPU,
         checkpoint=CheckpointFile(ckpt, "x"),
         **QUIET,
     )
@@ -143,7 +142,7 @@ def test_checkpoint_of_other_settings_is_ignored(tmp_path):
         ds,
         part,
         seed=0,
-        settings=RunSettings(device="cpu"),
+        settings=CPU,
         checkpoint=CheckpointFile(ckpt, "a"),
         stop_after=1,
         **QUIET,
@@ -154,7 +153,7 @@ def test_checkpoint_of_other_settings_is_ignored(tmp_path):
         ds,
         part,
         seed=0,
-        settings=RunSettings(device="cpu"),
+        settings=CPU,
         checkpoint=CheckpointFile(ckpt, "b"),
         log=lines.append,
     )
@@ -165,9 +164,7 @@ def test_same_seed_same_result_other_seed_differs():
     ds = tiny_dataset()
     part = partition(ds)
     runs = [
-        run_federated(
-            make_method(ds, rounds=2), ds, part, seed=s, settings=RunSettings(device="cpu"), **QUIET
-        )
+        run_federated(make_method(ds, rounds=2), ds, part, seed=s, settings=CPU, **QUIET)
         for s in (0, 0, 1)
     ]
     assert runs[0].history[-1]["train_loss"] == runs[1].history[-1]["train_loss"]
@@ -182,7 +179,7 @@ def test_dropout_survives_a_round_where_everyone_fails():
         ds,
         part,
         seed=0,
-        settings=RunSettings(device="cpu"),
+        settings=CPU,
         **QUIET,
     )
     replied = [h["clients_replied"] for h in res.history]
@@ -201,7 +198,7 @@ def test_cross_device_sampling_and_local_steps():
         ds,
         part,
         seed=0,
-        settings=RunSettings(device="cpu"),
+        settings=CPU,
         **QUIET,
     )
     assert [h["clients_sampled"] for h in res.history] == [2, 2]
@@ -220,7 +217,7 @@ def test_round_bytes_match_state_size():
     ds = tiny_dataset()
     part = partition(ds, num_clients=3)
     method = make_method(ds, rounds=1)
-    res = run_federated(method, ds, part, seed=0, settings=RunSettings(device="cpu"), **QUIET)
+    res = run_federated(method, ds, part, seed=0, settings=CPU, **QUIET)
     size = tensor_bytes(res.model.state_dict())
     assert res.history[0]["bytes_down"] == 3 * size == res.history[0]["bytes_up"]
 

@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import make_method, partition, tiny_dataset
+from helpers import CPU, make_method, partition, tiny_dataset
 
 from dfnas.federated.context import StepContext
 from dfnas.federated.loop import _split_validation, run_federated
-from dfnas.federated.settings import RunSettings
 from dfnas.methods import METHODS
 from dfnas.models import build_model
 from dfnas.models.darts_ops import PRIMITIVES, SepConv, Zero
@@ -129,7 +128,7 @@ def test_search_stage_writes_a_genotype_and_counts_three_passes():
     part = partition(ds, num_clients=2)
     method = make_method(ds, "fednas", "darts_search", model_args={"C": 4, "layers": 3},
                          rounds=2, batch_size=16)  # fmt: skip
-    run_federated(method, ds, part, seed=0, settings=RunSettings(device="cpu"), **QUIET)
+    run_federated(method, ds, part, seed=0, settings=CPU, **QUIET)
     files = METHODS.get("fednas").files(method)  # what the search stage writes
     geno = files["genotype.json"]
     assert set(geno) == {"normal", "normal_concat", "reduce", "reduce_concat"}

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from helpers import make_method, partition, tiny_dataset
+from helpers import CPU, make_method, partition, tiny_dataset
 from torch import nn
 
 from dfnas.cost.memory import TrainingMemory
 from dfnas.federated.loop import run_federated
-from dfnas.federated.settings import RunSettings
 from dfnas.models import build_model
 from dfnas.search.milenas import milenas_step
 
@@ -66,9 +65,7 @@ def test_a_milenas_step_holds_more_than_the_same_cells_one_path_step():
 def test_the_loop_reports_client_memory_apart_from_the_process():
     ds = tiny_dataset()
     method = make_method(ds, rounds=2, local_steps=2)
-    result = run_federated(
-        method, ds, partition(ds, 2), seed=0, settings=RunSettings(device="cpu"), log=lambda *_: 0
-    )
+    result = run_federated(method, ds, partition(ds, 2), seed=0, settings=CPU, log=lambda *_: 0)
     client = result.metrics["client_memory_bytes"]
     assert 0 < client < result.metrics["peak_memory_bytes"] / 10
     assert all(h["client_memory_bytes"] > 0 for h in result.history)

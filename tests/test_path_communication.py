@@ -5,7 +5,7 @@ sent it, and leaves an op nobody trained as it was."""
 from __future__ import annotations
 
 import torch
-from helpers import make_method, partition, tiny_dataset
+from helpers import CPU, make_method, partition, tiny_dataset
 
 from dfnas.cost import tensor_bytes
 from dfnas.federated.aggregation import StreamingMean
@@ -14,7 +14,6 @@ from dfnas.federated.context import StepContext
 from dfnas.federated.data import DeviceData
 from dfnas.federated.loop import run_federated
 from dfnas.federated.sampling import client_seed
-from dfnas.federated.settings import RunSettings
 
 SPACE = {"stem": 8, "stages": [[2, 16], [2, 32]], "last": 32}
 
@@ -77,9 +76,9 @@ def test_ops_no_client_trained_are_left_as_they_were(tmp_path):
         for i, op in enumerate(ctx.plan["paths"][0]):  # the plan lives in the client's context
             union[i].add(op)
     ckpt = tmp_path / "ckpt.pt"
-    cpu, file = RunSettings(device="cpu"), CheckpointFile(ckpt, "")
+    file = CheckpointFile(ckpt, "")
     run_federated(
-        method, ds, part, seed=0, settings=cpu, checkpoint=file, stop_after=1, log=lambda *_: 0
+        method, ds, part, seed=0, settings=CPU, checkpoint=file, stop_after=1, log=lambda *_: 0
     )
     after = torch.load(ckpt, weights_only=False)["model"]
     assert after["alpha"].ne(init["alpha"]).any()

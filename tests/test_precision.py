@@ -9,13 +9,12 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import partition, small_method, tiny_dataset
+from helpers import CPU, partition, small_method, tiny_dataset
 
 from dfnas.errors import ConfigError
 from dfnas.federated.config import TrainConfig
 from dfnas.federated.loop import run_federated
 from dfnas.federated.precision import autocast_forward
-from dfnas.federated.settings import RunSettings
 from dfnas.methods import METHODS
 from dfnas.models import build_model
 
@@ -71,14 +70,7 @@ def _run(name: str, precision: str):
         personalize_epochs=1,
         precision=precision,
     )
-    return run_federated(
-        method,
-        ds,
-        partition(ds, 3),
-        seed=0,
-        settings=RunSettings(device="cpu"),
-        log=lambda *_: None,
-    )
+    return run_federated(method, ds, partition(ds, 3), seed=0, settings=CPU, log=lambda *_: None)
 
 
 @pytest.mark.parametrize("name", METHODS.names())

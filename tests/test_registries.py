@@ -14,20 +14,17 @@ from typing import get_type_hints
 
 import pytest
 import torch
-from helpers import make_method, partition, tiny_dataset
+from helpers import CPU, make_method, partition, tiny_dataset
 
 from conftest import REPO
 from dfnas.errors import ConfigError
 from dfnas.federated.loop import run_federated
-from dfnas.federated.settings import RunSettings
 from dfnas.methods import METHODS
 from dfnas.methods.options import matches
 from dfnas.methods.stages import CONTRACT_FILES, STAGE_FILES, stage_folder, stage_spec
 from dfnas.models import MODELS
 from dfnas.partition.stage import write_partition
 from dfnas.run import run_method
-
-CPU = RunSettings(device="cpu")
 
 # sizes that keep a step fast on 8x8 toy images; a method not listed runs at its defaults
 SMALL_RUNS = {
@@ -78,9 +75,7 @@ def test_every_model_trains_federated(model):
     method = make_method(
         ds, "fedavg", model, model_args=SMALL_MODELS.get(model), rounds=1, local_steps=1
     )
-    result = run_federated(
-        method, ds, partition(ds, 2), seed=0, settings=RunSettings(device="cpu"), log=lambda *_: 0
-    )
+    result = run_federated(method, ds, partition(ds, 2), seed=0, settings=CPU, log=lambda *_: 0)
     assert torch.isfinite(torch.tensor(result.history[-1]["train_loss"]))
     assert result.metrics["params"] > 0 and result.metrics["macs"] > 0
 
@@ -152,9 +147,7 @@ def test_hooks_see_the_rounds_global_state():
     start = {k: v.clone() for k, v in method.build_model().state_dict().items()}
     method.train_step = step
     torch.manual_seed(0)
-    run_federated(
-        method, ds, partition(ds, 1), seed=0, settings=RunSettings(device="cpu"), log=lambda *_: 0
-    )
+    run_federated(method, ds, partition(ds, 1), seed=0, settings=CPU, log=lambda *_: 0)
     assert len(seen) == 3
     for state in seen:
         assert all(torch.equal(state[k].contiguous(), seen[0][k].contiguous()) for k in state)
