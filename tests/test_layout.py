@@ -41,6 +41,7 @@ OVERRIDES = {"darts": {"C": 8, "layers": 3, "drop_path": 0.0}}
 EXTRA = [
     ("darts_search", {"C": 2, "layers": 3}),
     ("darts_search", {"C": 4, "layers": 3}),
+    ("darts_search", {"C": 2, "layers": 3, "merge_edges": True}),
     ("shufflenetv2", {"ops": "random", "arch_seed": 0}),
     ("supernet", {"stem": 8, "stages": [[1, 16], [2, 32]], "last": 64}),
 ]
@@ -58,7 +59,9 @@ ISAS = ["native"] + (["AVX2"] if _has_avx512() else [])
 
 
 def _id(net: tuple[str, dict]) -> str:
-    return net[0] + "".join(f"-{k}{v}" for k, v in net[1].items() if k in ("C", "ops"))
+    return net[0] + "".join(
+        f"-{k}{v}" for k, v in net[1].items() if k in ("C", "ops", "merge_edges")
+    )
 
 
 def _emulated(net: tuple[str, dict]) -> bool:

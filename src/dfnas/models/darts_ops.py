@@ -124,12 +124,17 @@ class FactorizedReduce(nn.Module):
         self.bn = BatchNorm2d(cout, affine=affine)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.relu(x)
+        even, odd = self.halves(self.relu(x))
+        return self.bn(torch.cat([_pointwise(self.conv1, even), _pointwise(self.conv2, odd)], 1))
+
+    @staticmethod
+    def halves(x: Tensor) -> tuple[Tensor, Tensor]:
+        """What ``conv1`` and ``conv2`` read of an input already through the ReLU."""
         even, odd = _subsample(x, 0), _subsample(x, 1)
         # DARTS pads the shifted input at the bottom right: for odd sizes the last output
         # row/column of the odd branch reads only padding, which a bias-free conv maps to 0
         odd = F.pad(odd, (0, even.shape[3] - odd.shape[3], 0, even.shape[2] - odd.shape[2]))
-        return self.bn(torch.cat([_pointwise(self.conv1, even), _pointwise(self.conv2, odd)], 1))
+        return even, odd
 
 
 def _subsample(x: Tensor, offset: int) -> Tensor:

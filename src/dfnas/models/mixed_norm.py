@@ -22,32 +22,36 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from dfnas.models.norm import native_batch_norm
+from dfnas.models.norm import batch_momentum, native_batch_norm, stacked_stats, write_back
 
 _DIMS = (0, 2, 3)
 
 
 def weighted_norm_sum(
-    weights: Tensor, zs: Sequence[Tensor], norms: Sequence[nn.BatchNorm2d]
+    weights: Tensor,
+    zs: Sequence[Tensor],
+    norms: Sequence[nn.BatchNorm2d | Sequence[nn.BatchNorm2d]],
 ) -> Tensor:
-    """sum_i weights[i] * norms[i](zs[i]) in training mode, with batch statistics."""
-    return _WeightedNormSum.apply(weights, tuple(norms), *zs)
+    """sum_i weights[i] * norms[i](zs[i]) in training mode, with batch statistics.
+
+    ``weights[i]`` is a scalar, or one weight per channel where ``norms[i]`` is several
+    modules whose channels lie side by side in ``zs[i]`` (several edges at once,
+    ``search.darts_merged``)."""
+    groups = tuple((bn,) if isinstance(bn, nn.BatchNorm2d) else tuple(bn) for bn in norms)
+    return _WeightedNormSum.apply(weights, groups, *zs)
 
 
 class _WeightedNormSum(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, weights: Tensor, norms: tuple[nn.BatchNorm2d, ...], *zs: Tensor) -> Tensor:
+    def forward(ctx, weights: Tensor, norms: tuple[tuple[nn.BatchNorm2d, ...], ...], *zs: Tensor):
         out, ys, rstds = None, [], []
-        for i, (z, bn) in enumerate(zip(zs, norms, strict=True)):
-            momentum = bn.momentum
-            if bn.track_running_stats:
-                bn.num_batches_tracked.add_(1)
-                if momentum is None:  # BatchNorm's cumulative average
-                    momentum = 1.0 / float(bn.num_batches_tracked)
-            y, _, rstd = native_batch_norm(
-                z, None, None, bn.running_mean, bn.running_var, True, momentum or 0.0, bn.eps
-            )
-            out = y * weights[i] if out is None else out.addcmul_(y, weights[i])
+        for i, (z, group) in enumerate(zip(zs, norms, strict=True)):
+            momentum = batch_momentum(group)
+            stats = stacked_stats(group)
+            y, _, rstd = native_batch_norm(z, None, None, *stats, True, momentum, group[0].eps)
+            write_back(group, stats)
+            w = _per_channel(weights[i])
+            out = y * w if out is None else out.addcmul_(y, w)
             ys.append(y)
             rstds.append(rstd)
         ctx.save_for_backward(weights, *ys, *rstds)
@@ -63,7 +67,13 @@ class _WeightedNormSum(torch.autograd.Function):
         grads = []
         for i, (y, rstd) in enumerate(zip(saved[:n], saved[n:], strict=True)):
             gy = (g * y).sum(_DIMS, keepdim=True)
-            grad_w[i] = gy.sum()
+            grad_w[i] = gy.sum() if weights.dim() == 1 else gy.view(-1)
             gz = torch.addcmul(centred, y, gy, value=-1.0 / count)
             grads.append(gz.mul_((rstd * weights[i]).view(1, -1, 1, 1)))
         return grad_w, None, *grads
+
+
+def _per_channel(w: Tensor) -> Tensor:
+    """An op's weight as it multiplies a (N, C, H, W) tensor: a scalar as it is, one
+    weight per channel along C."""
+    return w if w.dim() == 0 else w.view(1, -1, 1, 1)

@@ -19,7 +19,10 @@ and for NCHW inputs this is plain ``nn.BatchNorm2d``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -39,10 +42,16 @@ class BatchNorm2d(nn.BatchNorm2d):
     ``nn.BatchNorm2d``'s."""
 
     def forward(self, x: Tensor) -> Tensor:
-        if needs_nchw(x):
-            y = super().forward(_Relayout.apply(x, torch.contiguous_format, torch.channels_last))
-            return _Relayout.apply(y, torch.channels_last, torch.contiguous_format)
-        return super().forward(x)
+        return in_nchw(super().forward, x)
+
+
+def in_nchw(norm: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """``norm(x)`` by the NCHW kernel, forward and backward, the output in ``x``'s layout
+    (a norm applied to several modules' channels at once goes through here too)."""
+    if needs_nchw(x):
+        y = norm(_Relayout.apply(x, torch.contiguous_format, torch.channels_last))
+        return _Relayout.apply(y, torch.channels_last, torch.contiguous_format)
+    return norm(x)
 
 
 class _Relayout(torch.autograd.Function):
@@ -68,3 +77,61 @@ def native_batch_norm(z: Tensor, *args, **kwargs) -> tuple[Tensor, Tensor, Tenso
         y, mean, rstd = torch.native_batch_norm(z.contiguous(), *args, **kwargs)
         return y.contiguous(memory_format=torch.channels_last), mean, rstd
     return torch.native_batch_norm(z, *args, **kwargs)
+
+
+# -- several BatchNorm2d modules as one norm over their channels side by side ----------
+# (the merged edges of the DARTS search net, search/darts_merged.py: the same per-channel
+# arithmetic as calling each module on its own channels, in one call)
+
+
+def stacked_stats(norms: Sequence[nn.BatchNorm2d]) -> tuple[Tensor | None, Tensor | None]:
+    """The modules' running mean and variance side by side: their own tensors for one
+    module, concatenated copies for several (``write_back`` returns an update)."""
+    first = norms[0]
+    if len(norms) == 1 or first.running_mean is None:
+        return first.running_mean, first.running_var
+    return torch.cat([bn.running_mean for bn in norms]), torch.cat([bn.running_var for bn in norms])
+
+
+def write_back(norms: Sequence[nn.BatchNorm2d], stats: tuple[Tensor | None, Tensor | None]) -> None:
+    """Each module's share of ``stats`` (updated in place by a norm) into its own buffers."""
+    mean, var = stats
+    if len(norms) > 1 and mean is not None and var is not None:
+        for bn, m, v in zip(norms, mean.chunk(len(norms)), var.chunk(len(norms)), strict=True):
+            bn.running_mean.copy_(m)
+            bn.running_var.copy_(v)
+
+
+def batch_momentum(norms: Sequence[nn.BatchNorm2d]) -> float:
+    """The running statistics' update factor of a training step, counting the step in
+    every module as ``nn.BatchNorm2d.forward`` does (the modules share their settings)."""
+    first = norms[0]
+    if not first.track_running_stats:
+        return 0.0
+    for bn in norms:
+        bn.num_batches_tracked.add_(1)
+    if first.momentum is None:  # BatchNorm's cumulative average
+        return 1.0 / float(first.num_batches_tracked)
+    return first.momentum
+
+
+def stacked_batch_norm(norms: Sequence[nn.BatchNorm2d], x: Tensor) -> Tensor:
+    """``norms`` applied to their channels of ``x`` (side by side, in order) in one call:
+    ``nn.BatchNorm2d.forward``'s arithmetic per channel, by the NCHW kernel."""
+    first = norms[0]
+    training = first.training
+    factor = batch_momentum(norms) if training else 0.0
+    stats = stacked_stats(norms)
+    use_stats = not training or first.track_running_stats
+    mean, var = stats if use_stats else (None, None)
+    weight = torch.cat([bn.weight for bn in norms]) if first.affine else None
+    bias = torch.cat([bn.bias for bn in norms]) if first.affine else None
+    batch_stats = training or mean is None
+
+    def norm(t: Tensor) -> Tensor:
+        return F.batch_norm(t, mean, var, weight, bias, batch_stats, factor, first.eps)
+
+    y = in_nchw(norm, x)
+    if training and use_stats:
+        write_back(norms, stats)
+    return y
