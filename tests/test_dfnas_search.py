@@ -57,8 +57,7 @@ def default_dfnas_method(ds):
 @pytest.mark.slow
 def test_default_config_search_leaves_chance_and_moves_alpha_on_digits():
     ds = load_dataset("digits")
-    config = default_config()
-    part = make_partition(ds.y_train, config["partitions"]["iid"])
+    part = make_partition(ds.y_train, {"partitioner": "iid", "num_clients": 10})
     method = default_dfnas_method(ds)
     res = run_federated(method, ds, part, seed=0, settings=CPU, log=lambda *_: None)
     search = [h for h in res.history if h["stage"] == "search"]
