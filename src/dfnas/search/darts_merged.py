@@ -70,10 +70,10 @@ def edge_group(edges: Sequence[nn.Module], x: Tensor, weights: Tensor) -> list[T
     ops = [[edge.ops[i] for edge in edges] for i in range(len(first.ops))]
     relu = F.relu(x)
     wide = _side_by_side(relu, e)  # the ReLU'd input once per edge, as one tensor
-    zs = [_before_norm(ops[i], x, wide, e) for i in first._normed]
-    norms = [[op.norm for op in ops[i]] for i in first._normed]
+    zs = [_before_norm(ops[i], x, wide, e) for i in first.normed]
+    norms = [[op.norm for op in ops[i]] for i in first.normed]
     # an op's weight per channel: edge k's weight over its c channels
-    w = weights[:, first._normed].t().repeat_interleave(c, dim=1)
+    w = weights[:, first.normed].t().repeat_interleave(c, dim=1)
     if first.training and torch.is_grad_enabled():
         out = weighted_norm_sum(w, zs, norms)
     else:
@@ -82,7 +82,7 @@ def edge_group(edges: Sequence[nn.Module], x: Tensor, weights: Tensor) -> list[T
             term = stacked_batch_norm(group, z) * w[k].view(1, -1, 1, 1)
             out = term if out is None else out.add_(term)
     outs = list(out.split(c, dim=1))
-    for i in first._plain:  # skip_connect: the input itself, or FactorizedReduce's
+    for i in first.plain:  # skip_connect: the input itself, or FactorizedReduce's
         skips = _skip(ops[i], x, relu)
         outs = [o + weights[k, i] * s for k, (o, s) in enumerate(zip(outs, skips, strict=True))]
     return outs

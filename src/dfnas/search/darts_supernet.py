@@ -49,9 +49,11 @@ class MixedOp(nn.Module):
             ops.append(op)
         self.ops = nn.ModuleList(ops)
         self._relu_first = tuple(hasattr(op, "after_relu") for op in ops)
-        self._normed = [i for i, op in enumerate(ops) if hasattr(op, "before_norm")]
         self._skip = PRIMITIVES.index("none")
-        self._plain = [i for i in range(len(ops)) if i not in self._normed and i != self._skip]
+        # the ops (by index) that close with a norm, and those added as they are: how the
+        # edge sums its ops, which the merged cell (search.darts_merged) follows too
+        self.normed = [i for i, op in enumerate(ops) if hasattr(op, "before_norm")]
+        self.plain = [i for i in range(len(ops)) if i not in self.normed and i != self._skip]
 
     def forward(self, x: Tensor, weights: Tensor) -> Tensor:
         relu = F.relu(x)
@@ -63,9 +65,9 @@ class MixedOp(nn.Module):
                 term = weights[i] * (op.after_relu(relu) if self._relu_first[i] else op(x))
                 out = term if out is None else out.add_(term)
             return out
-        zs = [self.ops[i].before_norm(relu if self._relu_first[i] else x) for i in self._normed]
-        out = weighted_norm_sum(weights[self._normed], zs, [self.ops[i].norm for i in self._normed])
-        for i in self._plain:
+        zs = [self.ops[i].before_norm(relu if self._relu_first[i] else x) for i in self.normed]
+        out = weighted_norm_sum(weights[self.normed], zs, [self.ops[i].norm for i in self.normed])
+        for i in self.plain:
             out = out + weights[i] * self.ops[i](x)
         return out
 
