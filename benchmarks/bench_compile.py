@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
+
+from side_by_side import alternate
 
 NETWORKS = {
     "CNN": ("cnn", {}),
@@ -67,14 +68,8 @@ def main() -> None:
         compile_s = time.perf_counter() - t0
         steps = {False: step_fn(model, args, False), True: compiled}
         steps[False]()
-        times: dict[bool, list[float]] = {False: [], True: []}
-        for _ in range(5):
-            for key, step in steps.items():
-                t0 = time.perf_counter()
-                for _ in range(10):
-                    step()
-                times[key].append((time.perf_counter() - t0) / 10)
-        eager, comp = (statistics.median(times[k]) * 1000 for k in (False, True))
+        median = alternate(steps, calls=10)
+        eager, comp = (median[k] * 1000 for k in (False, True))
         print(
             f"| {name} | {compile_s:.1f} | {eager:.1f} | {comp:.1f} | {eager / comp:.2f}x |",
             flush=True,

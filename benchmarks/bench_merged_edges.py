@@ -14,11 +14,10 @@ depend on pixel values.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
+from side_by_side import alternate
 
 from dfnas.search.darts_supernet import DartsSearchNet
 from dfnas.search.milenas import milenas_step
@@ -61,14 +60,8 @@ def main() -> None:
             steps = {merge: step_fn(size, merge) for merge in (False, True)}
             for step in steps.values():
                 step()  # warm-up: oneDNN builds its kernels on first use
-            times: dict[bool, list[float]] = {False: [], True: []}
-            for _ in range(5):
-                for merge, step in steps.items():
-                    t0 = time.perf_counter()
-                    for _ in range(a.steps):
-                        step()
-                    times[merge].append((time.perf_counter() - t0) / a.steps)
-            plain, merged = (statistics.median(times[m]) * 1000 for m in (False, True))
+            median = alternate(steps, calls=a.steps)
+            plain, merged = (median[m] * 1000 for m in (False, True))
             print(
                 f"| {size} | {threads} | {plain:.1f} | {merged:.1f} | {plain / merged:.2f}x |",
                 flush=True,
